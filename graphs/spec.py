@@ -1,0 +1,382 @@
+"""One declarative architecture spec, from which both the DAG and the torch module are built.
+
+A spec is a tuple of layers applied to one input of shape ``input_shape`` (no batch axis).
+Every layer is linear; ``relu`` says whether a ReLU follows it. Activations are flattened
+(C-major, as ``torch.flatten`` does) before a dense layer. Node ``(l, i)`` of the DAG is
+entry ``i`` of the flattened output of layer ``l`` (layer 0 is the input), so both views
+index neurons identically.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Union
+
+import numpy as np
+
+from graphs.errors import SpecError
+
+__all__ = [
+    "Conv2d",
+    "AvgPool2d",
+    "Linear",
+    "MaskedLinear",
+    "Layer",
+    "Spec",
+    "FAMILIES",
+    "IMAGE_FAMILIES",
+    "PADDINGS",
+    "build_spec",
+    "dense_spec",
+    "strided_cnn_spec",
+    "avgpool_cnn_spec",
+    "random_dag_spec",
+    "parse_dims",
+]
+
+PADDINGS = ("zeros", "circular", "reflect")
+PAPER_STRIDES = (1, 2, 2, 2, 2, 2)
+
+
+@dataclass(frozen=True)
+class Conv2d:
+    """``kernel x kernel`` convolution, padding ``kernel // 2`` of the given mode."""
+
+    in_channels: int
+    out_channels: int
+    kernel: int = 3
+    stride: int = 1
+    padding: str = "zeros"
+    relu: bool = True
+
+    @property
+    def pad(self) -> int:
+        return self.kernel // 2
+
+    @property
+    def nominal_fan_in(self) -> int:
+        return self.in_channels * self.kernel * self.kernel
+
+
+@dataclass(frozen=True)
+class AvgPool2d:
+    """Non-overlapping ``window x window`` average pooling: constant weights 1/window^2."""
+
+    window: int
+    relu: bool = False
+
+    @property
+    def area(self) -> int:
+        return self.window * self.window
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Fully connected layer on the flattened previous activation."""
+
+    in_features: int
+    out_features: int
+    relu: bool = True
+
+    @property
+    def nominal_fan_in(self) -> int:
+        return self.in_features
+
+
+@dataclass(frozen=True, eq=False)
+class MaskedLinear:
+    """Sparse dense layer reading the concatenation of the input and *all* earlier layers.
+
+    ``mask[j, s]`` is 1 when neuron ``j`` has an edge from source ``s`` of that concatenation
+    (the flattened input first, then each earlier layer in order). Skip connections are
+    sources outside the previous layer.
+    """
+
+    mask: np.ndarray = field(repr=False)
+    relu: bool = True
+
+    @property
+    def out_features(self) -> int:
+        return int(self.mask.shape[0])
+
+    @property
+    def in_features(self) -> int:
+        return int(self.mask.shape[1])
+
+    @property
+    def fan_in(self) -> np.ndarray:
+        """Per-neuron in-degree; the initialisation uses it, so H3 holds exactly."""
+        return self.mask.sum(axis=1)
+
+
+Layer = Union[Conv2d, AvgPool2d, Linear, MaskedLinear]
+
+
+@dataclass(frozen=True, eq=False)
+class Spec:
+    """A feedforward architecture at one input size.
+
+    ``dim`` is the family's natural size (image side n, or d for vector inputs); ``d`` is
+    always the number of input coordinates.
+    """
+
+    family: str
+    dim: int
+    input_shape: tuple[int, ...]
+    layers: tuple[Layer, ...]
+    options: dict = field(default_factory=dict)
+
+    @property
+    def d(self) -> int:
+        return math.prod(self.input_shape)
+
+    @property
+    def num_classes(self) -> int:
+        return self.shapes[-1][0]
+
+    @property
+    def padding(self) -> str | None:
+        return self.options.get("padding")
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Output shape of every layer, input first (no batch axis)."""
+        return _shapes(self.input_shape, self.layers)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [math.prod(s) for s in self.shapes]
+
+    def node_kind(self, layer: int) -> str:
+        """Kind of the nodes of ``layer``: input, relu, pool, linear or output."""
+        if layer == 0:
+            return "input"
+        if layer == len(self.layers):
+            return "output"
+        lay = self.layers[layer - 1]
+        if isinstance(lay, AvgPool2d):
+            return "pool"
+        return "relu" if lay.relu else "linear"
+
+    def describe(self) -> str:
+        opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
+        return f"{self.family}(dim={self.dim}, d={self.d}{', ' + opts if opts else ''})"
+
+
+def _conv_out(n: int, layer: Conv2d) -> int:
+    return (n + 2 * layer.pad - layer.kernel) // layer.stride + 1
+
+
+def _shapes(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> list[tuple[int, ...]]:
+    shapes = [tuple(input_shape)]
+    for i, lay in enumerate(layers, start=1):
+        prev = shapes[-1]
+        if isinstance(lay, Conv2d):
+            if len(prev) != 3 or prev[0] != lay.in_channels:
+                raise SpecError(f"layer {i}: convolution expects {lay.in_channels} input channels, got shape {prev}")
+            if lay.padding not in PADDINGS:
+                raise SpecError(f"layer {i}: unknown padding {lay.padding!r}; use one of {', '.join(PADDINGS)}")
+            if lay.kernel < 1 or lay.kernel % 2 == 0 or lay.stride < 1:
+                raise SpecError(f"layer {i}: kernel must be odd and positive, stride positive")
+            h, w = prev[1], prev[2]
+            if lay.padding == "reflect" and lay.pad >= min(h, w):
+                raise SpecError(
+                    f"layer {i}: reflect padding {lay.pad} needs a side larger than {lay.pad}, got {h}; "
+                    "use a larger input size or fewer stride-2 layers"
+                )
+            ho, wo = _conv_out(h, lay), _conv_out(w, lay)
+            if ho < 1 or wo < 1:
+                raise SpecError(f"layer {i}: a {lay.kernel}x{lay.kernel} convolution does not fit a {h}x{w} input")
+            shapes.append((lay.out_channels, ho, wo))
+        elif isinstance(lay, AvgPool2d):
+            if len(prev) != 3:
+                raise SpecError(f"layer {i}: pooling needs an image, got shape {prev}")
+            if lay.window < 1 or prev[1] % lay.window or prev[2] % lay.window:
+                raise SpecError(
+                    f"layer {i}: a {lay.window}x{lay.window} pooling window does not tile a "
+                    f"{prev[1]}x{prev[2]} activation; choose an input side divisible by the product of the windows"
+                )
+            shapes.append((prev[0], prev[1] // lay.window, prev[2] // lay.window))
+        elif isinstance(lay, Linear):
+            if math.prod(prev) != lay.in_features:
+                raise SpecError(f"layer {i}: dense layer expects {lay.in_features} inputs, got {math.prod(prev)}")
+            shapes.append((lay.out_features,))
+        elif isinstance(lay, MaskedLinear):
+            available = sum(math.prod(s) for s in shapes)
+            if lay.in_features != available:
+                raise SpecError(f"layer {i}: mask has {lay.in_features} sources, the DAG has {available}")
+            shapes.append((lay.out_features,))
+        else:  # pragma: no cover - guarded by the type
+            raise SpecError(f"layer {i}: unknown layer type {type(lay).__name__}")
+    return shapes
+
+
+def _positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise SpecError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def dense_spec(d: int, *, widths: tuple[int, ...] = (256, 256), num_classes: int = 10) -> Spec:
+    """Fully connected ReLU layers of the given widths, then a linear layer to the logits."""
+    d = _positive("d", d)
+    sizes = (d, *[_positive("width", w) for w in widths])
+    layers: list[Layer] = [Linear(a, b, relu=True) for a, b in zip(sizes[:-1], sizes[1:])]
+    layers.append(Linear(sizes[-1], _positive("num_classes", num_classes), relu=False))
+    return Spec("dense", d, (d,), tuple(layers), {"widths": tuple(widths)})
+
+
+def _cnn_trunk(
+    n: int, channels: int, strides: tuple[int, ...], kernel: int, padding: str, in_channels: int, pools
+) -> tuple[list[Layer], tuple[int, int, int]]:
+    layers: list[Layer] = []
+    c = in_channels
+    pool_iter = iter(pools) if pools is not None else None
+    for s in strides:
+        s = _positive("stride", s)
+        if pool_iter is None or s == 1:
+            layers.append(Conv2d(c, channels, kernel, s, padding, relu=True))
+        else:
+            window = next(pool_iter, s)
+            layers.append(Conv2d(c, channels, kernel, 1, padding, relu=True))
+            layers.append(AvgPool2d(_positive("pool window", window)))
+        c = channels
+    shape = _shapes((in_channels, n, n), tuple(layers))[-1]
+    return layers, shape
+
+
+def strided_cnn_spec(
+    n: int,
+    *,
+    channels: int = 64,
+    strides: tuple[int, ...] = PAPER_STRIDES,
+    kernel: int = 3,
+    padding: str = "zeros",
+    in_channels: int = 3,
+    num_classes: int = 10,
+) -> Spec:
+    """The paper's section 4.1 net without batchnorm: ``conv -> ReLU`` layers, then dense."""
+    n = _positive("image side n", n)
+    if padding not in PADDINGS:
+        raise SpecError(f"unknown padding {padding!r}; use one of {', '.join(PADDINGS)}")
+    layers, shape = _cnn_trunk(n, _positive("channels", channels), tuple(strides), kernel, padding, in_channels, None)
+    layers.append(Linear(math.prod(shape), _positive("num_classes", num_classes), relu=False))
+    opts = {"padding": padding, "channels": channels, "strides": tuple(strides), "kernel": kernel}
+    return Spec("strided-cnn", n, (in_channels, n, n), tuple(layers), opts)
+
+
+def avgpool_cnn_spec(
+    n: int,
+    *,
+    channels: int = 64,
+    strides: tuple[int, ...] = PAPER_STRIDES,
+    kernel: int = 3,
+    padding: str = "zeros",
+    in_channels: int = 3,
+    num_classes: int = 10,
+    pools: tuple[int, ...] | None = None,
+) -> Spec:
+    """The strided net with every strided conv replaced by ``conv(stride 1) -> ReLU -> avgpool``.
+
+    ``pools`` gives the pooling windows in order (default: each layer's stride).
+    """
+    n = _positive("image side n", n)
+    if padding not in PADDINGS:
+        raise SpecError(f"unknown padding {padding!r}; use one of {', '.join(PADDINGS)}")
+    strides = tuple(strides)
+    if pools is None:
+        pools = tuple(s for s in strides if s != 1)
+    pools = tuple(_positive("pool window", p) for p in pools)
+    if len(pools) != sum(1 for s in strides if s != 1):
+        raise SpecError(f"--pools gives {len(pools)} windows for {sum(1 for s in strides if s != 1)} strided layers")
+    layers, shape = _cnn_trunk(n, _positive("channels", channels), strides, kernel, padding, in_channels, pools)
+    layers.append(Linear(math.prod(shape), _positive("num_classes", num_classes), relu=False))
+    opts = {"padding": padding, "channels": channels, "strides": strides, "kernel": kernel, "pools": pools}
+    return Spec("avgpool-cnn", n, (in_channels, n, n), tuple(layers), opts)
+
+
+def random_dag_spec(
+    d: int,
+    *,
+    hidden: tuple[int, ...] = (64, 64, 64),
+    max_in_degree: int = 8,
+    skip_prob: float = 0.25,
+    seed: int = 0,
+    num_classes: int = 10,
+) -> Spec:
+    """A random layered DAG: random in-degrees, skip connections to any earlier layer.
+
+    Each neuron draws its in-degree uniformly in ``1..max_in_degree``; each of its edges
+    comes from the previous layer, or with probability ``skip_prob`` from a uniformly chosen
+    earlier layer (the input included). Every node of the previous layer then gets at least
+    one out-edge, so every input reaches the logits. The structure is a function of
+    ``(seed, d)`` alone.
+    """
+    d = _positive("d", d)
+    _positive("max_in_degree", max_in_degree)
+    if not 0.0 <= skip_prob <= 1.0:
+        raise SpecError(f"skip_prob must lie in [0, 1], got {skip_prob}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), d]))
+    sizes = [d]
+    layers: list[Layer] = []
+    widths = [*[_positive("width", w) for w in hidden], _positive("num_classes", num_classes)]
+    for li, width in enumerate(widths):
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        total = int(offsets[-1])
+        mask = np.zeros((width, total), dtype=np.int64)
+        prev_lo, prev_hi = int(offsets[-2]), int(offsets[-1])
+        for j in range(width):
+            for _ in range(int(rng.integers(1, max_in_degree + 1))):
+                if len(sizes) > 1 and rng.random() < skip_prob:
+                    src_layer = int(rng.integers(0, len(sizes) - 1))
+                    lo, hi = int(offsets[src_layer]), int(offsets[src_layer + 1])
+                else:
+                    lo, hi = prev_lo, prev_hi
+                mask[j, int(rng.integers(lo, hi))] = 1
+        orphans = np.flatnonzero(mask[:, prev_lo:prev_hi].sum(axis=0) == 0)
+        for s in orphans:
+            mask[int(rng.integers(0, width)), prev_lo + int(s)] = 1
+        layers.append(MaskedLinear(mask, relu=li < len(widths) - 1))
+        sizes.append(width)
+    opts = {"hidden": tuple(hidden), "max_in_degree": max_in_degree, "skip_prob": skip_prob, "seed": seed}
+    return Spec("random-dag", d, (d,), tuple(layers), opts)
+
+
+FAMILIES: dict[str, Callable[..., Spec]] = {
+    "dense": dense_spec,
+    "strided-cnn": strided_cnn_spec,
+    "avgpool-cnn": avgpool_cnn_spec,
+    "random-dag": random_dag_spec,
+}
+IMAGE_FAMILIES = ("strided-cnn", "avgpool-cnn")
+
+
+def build_spec(family: str, dim: int, **options) -> Spec:
+    """Build ``family`` at natural size ``dim`` (image side n, or d); ``None`` options are defaults."""
+    if family not in FAMILIES:
+        raise SpecError(f"unknown architecture {family!r}; choose one of {', '.join(FAMILIES)}")
+    options = {k: v for k, v in options.items() if v is not None}
+    try:
+        return FAMILIES[family](dim, **options)
+    except TypeError as exc:
+        raise SpecError(f"{family}: {exc}; see `verify --help` for the options of each family") from None
+
+
+def parse_dims(text: str, *, at_least: int = 1) -> list[int]:
+    """Parse ``"32,64,128"`` into distinct positive integers, in the given order."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    dims: list[int] = []
+    for p in parts:
+        try:
+            value = int(p)
+        except ValueError:
+            raise SpecError(f"--dims: {p!r} is not an integer; give sizes like --dims 32,64,128") from None
+        if value < 1:
+            raise SpecError(f"--dims: {value} is not positive; give sizes like --dims 32,64,128")
+        dims.append(value)
+    if len(set(dims)) != len(dims):
+        raise SpecError(f"--dims: sizes must be distinct, got {text}")
+    if len(dims) < at_least:
+        raise SpecError(f"--dims: give at least {at_least} size(s), got {len(dims)}; e.g. --dims 32,64,128")
+    return dims

@@ -1,0 +1,129 @@
+"""The torch view of a spec: He-initialised weights and a functional forward pass.
+
+Weights are a list (one entry per layer, ``None`` for pooling) so that many draws can be
+stacked and mapped over with ``torch.func.vmap``. Randomness is an argument: weights are
+drawn from a ``torch.Generator`` on the CPU (so a seed gives the same numbers on every
+device) and then moved.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from graphs.layers import apply_linear, weight_shape
+from graphs.spec import Conv2d, Linear, MaskedLinear, Spec
+
+__all__ = [
+    "Params",
+    "generator_for",
+    "nominal_fan_in",
+    "init_params",
+    "sample_params",
+    "forward",
+    "SpecNet",
+    "build_module",
+]
+
+Params = list  # list[torch.Tensor | None], one entry per layer
+
+
+def generator_for(seed: int, *keys: int) -> torch.Generator:
+    """A CPU generator for stream ``(seed, *keys)``: sample i of a run is ``generator_for(seed, i)``."""
+    state = np.random.SeedSequence([int(seed), *[int(k) for k in keys]]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def nominal_fan_in(layer) -> np.ndarray | int | None:
+    """The fan-in the initialisation uses: C_in k^2 for a conv (whatever the padding), the
+    number of inputs for a dense layer, each neuron's own in-degree for a masked layer."""
+    if isinstance(layer, Conv2d):
+        return layer.nominal_fan_in
+    if isinstance(layer, Linear):
+        return layer.in_features
+    if isinstance(layer, MaskedLinear):
+        return layer.fan_in
+    return None
+
+
+def init_params(
+    spec: Spec,
+    generator: torch.Generator,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> Params:
+    """He initialisation: mean 0, variance 2 / fan_in, Gaussian, every layer (the last included).
+
+    Masked layers zero the weights off the mask, so the tensors are exactly the DAG's edges.
+    """
+    params: Params = []
+    for layer in spec.layers:
+        shape = weight_shape(layer)
+        if shape is None:
+            params.append(None)
+            continue
+        w = torch.randn(shape, generator=generator, dtype=torch.float64)
+        fan = nominal_fan_in(layer)
+        if isinstance(layer, MaskedLinear):
+            mask = torch.as_tensor(layer.mask, dtype=torch.float64)
+            w = w * mask * torch.sqrt(2.0 / torch.as_tensor(fan, dtype=torch.float64)).unsqueeze(1)
+        else:
+            w = w * (2.0 / fan) ** 0.5
+        params.append(w.to(dtype=dtype, device=device))
+    return params
+
+
+def sample_params(
+    spec: Spec, seed: int, draw: int, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> Params:
+    """Weight draw number ``draw`` of a run seeded by ``seed`` (reproducible on its own)."""
+    return init_params(spec, generator_for(seed, draw), dtype=dtype, device=device)
+
+
+def forward(spec: Spec, params: Sequence[torch.Tensor | None], x: torch.Tensor) -> torch.Tensor:
+    """Logits for a batch ``x`` of shape ``(B, *spec.input_shape)``; returns ``(B, K)``."""
+    history = [x]
+    for layer, w in zip(spec.layers, params):
+        h = apply_linear(layer, w, history)
+        if layer.relu:
+            h = torch.relu(h)
+        history.append(h)
+    return history[-1]
+
+
+class SpecNet(nn.Module):
+    """``forward(spec, params, .)`` as an ``nn.Module``; weights are buffers (no gradient)."""
+
+    def __init__(self, spec: Spec, params: Params):
+        super().__init__()
+        self.spec = spec
+        self._names: list[str | None] = []
+        for i, w in enumerate(params):
+            name = None if w is None else f"weight{i}"
+            if w is not None:
+                self.register_buffer(name, w)
+            self._names.append(name)
+
+    @property
+    def params(self) -> Params:
+        return [None if n is None else getattr(self, n) for n in self._names]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return forward(self.spec, self.params, x)
+
+
+def build_module(
+    spec: Spec,
+    *,
+    seed: int = 0,
+    draw: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> SpecNet:
+    """A He-initialised torch module for ``spec`` (draw ``draw`` of seed ``seed``)."""
+    return SpecNet(spec, sample_params(spec, seed, draw, dtype=dtype, device=device))
+

@@ -1,0 +1,97 @@
+"""Inputs, labels and per-sample input gradients for one weight draw.
+
+Every sampler takes ``(seed, draw)``: weights of draw i come from ``generator_for(seed, i)``
+(see ``verify.model``), its inputs from ``generator_for(seed, i, 1)`` and its labels from
+``generator_for(seed, i, 2)``, so any draw can be recomputed alone. Random numbers are drawn
+on the CPU and moved, so a seed gives the same numbers on every device.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from graphs.errors import InputError
+from graphs.spec import Spec
+from verify.model import forward, generator_for
+
+__all__ = ["INPUT_KINDS", "sample_inputs", "sample_labels", "InputGradients", "input_gradients"]
+
+INPUT_KINDS = ("normal", "upsampled")
+
+
+def _upsample(base: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Copy adjacent pixels (nearest neighbour by an integer factor), as the paper's section 4.2."""
+    if len(shape) == 3:
+        factor = shape[1] // base.shape[-1]
+        return base.repeat_interleave(factor, dim=-1).repeat_interleave(factor, dim=-2)
+    factor = shape[0] // base.shape[-1]
+    return base.repeat_interleave(factor, dim=-1)
+
+
+def sample_inputs(
+    spec: Spec,
+    seed: int,
+    draw: int,
+    batch: int,
+    *,
+    kind: str = "normal",
+    base_dim: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """``batch`` inputs of draw ``draw``: standard normal, or normal base inputs at natural size
+    ``base_dim`` upsampled to ``spec.dim`` by copying (the same base images at every size)."""
+    g = generator_for(seed, draw, 1)
+    if kind == "normal":
+        x = torch.randn((batch, *spec.input_shape), generator=g, dtype=torch.float64)
+    elif kind == "upsampled":
+        if base_dim is None:
+            raise InputError("--inputs upsampled needs a base size: the smallest of --dims")
+        if spec.dim % base_dim:
+            raise InputError(
+                f"--inputs upsampled: size {spec.dim} is not a multiple of the smallest size {base_dim}; "
+                "use dims that are multiples of the smallest"
+            )
+        base_shape = (spec.input_shape[0], base_dim, base_dim) if len(spec.input_shape) == 3 else (base_dim,)
+        base = torch.randn((batch, *base_shape), generator=g, dtype=torch.float64)
+        x = _upsample(base, spec.input_shape)
+    else:
+        raise InputError(f"--inputs {kind!r}: choose one of {', '.join(INPUT_KINDS)}")
+    return x.to(dtype=dtype, device=device)
+
+
+def sample_labels(spec: Spec, seed: int, draw: int, batch: int, *, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Labels uniform over the K classes for draw ``draw``."""
+    g = generator_for(seed, draw, 2)
+    return torch.randint(0, spec.num_classes, (batch,), generator=g).to(device)
+
+
+class InputGradients(NamedTuple):
+    """Per-sample results for a batch: ``loss`` (B,), ``logits`` (B, K), ``loss_grad`` = d_x L and
+    ``logit_grad`` = d_x f_c for the label c, both of the input's shape."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor
+    loss_grad: torch.Tensor
+    logit_grad: torch.Tensor
+
+
+def input_gradients(
+    spec: Spec, params: Sequence[torch.Tensor | None], x: torch.Tensor, labels: torch.Tensor
+) -> InputGradients:
+    """Per-sample input gradients from two batched backward passes.
+
+    Samples of a batch do not interact, so the gradient of the *sum* of per-sample losses
+    with respect to the batch holds each sample's own gradient. Weights need no gradient.
+    """
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = forward(spec, params, x)
+        loss = F.cross_entropy(logits, labels, reduction="none")
+        (loss_grad,) = torch.autograd.grad(loss.sum(), x, retain_graph=True)
+        picked = logits.gather(1, labels.unsqueeze(1)).sum()
+        (logit_grad,) = torch.autograd.grad(picked, x)
+    return InputGradients(loss.detach(), logits.detach(), loss_grad, logit_grad)
