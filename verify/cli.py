@@ -68,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
-            parser.print_help()
-            return 2
+            names = ", ".join(c.replace("_", "-") for c in COMMANDS)
+            raise InputError(f"give a command ({names}); see verify --help")
         return int(args.func(args) or 0)
     except InputError as exc:
         print(f"verify: error: {exc}", file=sys.stderr)

@@ -1,0 +1,27 @@
+"""The `verify` entry point: help with worked examples, one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from verify.cli import COMMANDS, main
+
+
+def test_help_has_worked_examples(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "verify scaling --arch strided-cnn --dims 32,64,128,256" in out
+
+
+@pytest.mark.parametrize("name", [c.replace("_", "-") for c in COMMANDS])
+def test_every_command_has_help_with_examples(name, capsys):
+    assert main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert f"verify {name} " in out.split("examples", 1)[-1], "the epilog must show a worked command line"
+
+
+@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["scaling", "--no-such-flag"], ["scaling", "--arch", "resnet", "--dims", "8,16"]])
+def test_bad_command_lines_exit_2_with_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("verify"), err
