@@ -1,0 +1,141 @@
+"""Hypotheses H2 and H3 checked on the network actually built.
+
+H2: neurons are partitioned into layers and a path crosses each layer at most once. With the
+partition given by ``layer`` attributes this fails exactly when some node reaches another
+node of its own layer. Layers strictly increasing along every edge is sufficient but not
+necessary (an edge from layer 2 down to layer 1 alone never revisits a layer), so the check
+follows reachability. Without attributes the layer is the longest-path depth, which
+increases along every edge, so H2 then holds on every DAG.
+
+H3: a random weight into node p has variance ``2 / d_p`` with ``d_p`` the in-degree in the
+DAG. The initialisation uses the *nominal* fan-in of the layer (C_in k^2 for a conv, whatever
+the padding; the mask row sum for a masked layer), so zero padding breaks H3 at the image
+boundary, where neurons have fewer in-edges. Reflect padding keeps H3: its parallel edges
+count in the in-degree, and the torch Jacobian gives each its own weight.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Callable, Hashable
+
+import networkx as nx
+import numpy as np
+import torch
+
+from graphs.dag import ensure_dag, node_layers
+from graphs.operator import in_degree_maps
+from graphs.spec import AvgPool2d, Conv2d, Linear, MaskedLinear, Spec
+
+__all__ = [
+    "check_h2",
+    "h2_violations",
+    "layer_nominal_fan_in",
+    "h3_violation_counts",
+    "h3_violation_fraction",
+    "init_variance_from_spec",
+    "h3_violating_nodes",
+]
+
+
+def h2_violations(g: nx.DiGraph) -> list[tuple[Hashable, Hashable]]:
+    """Pairs ``(u, v)``, u != v of one layer, with a path u -> v (at most one v per u is listed)."""
+    ensure_dag(g)
+    layer = node_layers(g)
+    index = {lab: i for i, lab in enumerate(sorted(set(layer.values()), key=repr))}
+    # below[u]: bitset of the layers of u's strict descendants
+    below: dict[Hashable, int] = {}
+    bad = []
+    for u in reversed(list(nx.topological_sort(g))):
+        bits = 0
+        for w in g.successors(u):
+            bits |= below[w] | (1 << index[layer[w]])
+        below[u] = bits
+        if bits >> index[layer[u]] & 1:
+            bad.append(u)
+    pairs = []
+    for u in bad:
+        same = next(v for v in nx.descendants(g, u) if layer[v] == layer[u])
+        pairs.append((u, same))
+    return pairs
+
+
+def check_h2(g: nx.DiGraph) -> bool:
+    """H2: no path crosses a layer twice (see the module docstring)."""
+    return not h2_violations(g)
+
+
+def layer_nominal_fan_in(layer) -> np.ndarray | int | None:
+    """The fan-in He initialisation uses for ``layer`` (per neuron for a masked layer; None for pooling).
+
+    Mirrors ``verify.model.nominal_fan_in`` (the exact side does not import the torch side;
+    a test checks the two agree).
+    """
+    if isinstance(layer, Conv2d):
+        return layer.nominal_fan_in
+    if isinstance(layer, Linear):
+        return layer.in_features
+    if isinstance(layer, MaskedLinear):
+        return layer.fan_in
+    if isinstance(layer, AvgPool2d):
+        return None
+    raise TypeError(f"unknown layer {type(layer).__name__}")
+
+
+def h3_violation_counts(spec: Spec) -> list[tuple[int, int, int]]:
+    """Per random-weight layer ``(layer, violating neurons, neurons)``; pooling layers skipped.
+
+    A neuron violates H3 when its in-degree (with multiplicity) differs from the nominal
+    fan-in, i.e. its init variance 2/nominal differs from 2/in-degree. Logits count.
+    """
+    out = []
+    for l, (layer, deg) in enumerate(zip(spec.layers, in_degree_maps(spec)), start=1):
+        nominal = layer_nominal_fan_in(layer)
+        if nominal is None:
+            continue
+        nominal_t = torch.as_tensor(np.asarray(nominal), dtype=deg.dtype).reshape(-1) if isinstance(nominal, np.ndarray) else nominal
+        flat = deg.reshape(-1)
+        bad = int((flat != nominal_t).sum())
+        out.append((l, bad, flat.numel()))
+    return out
+
+
+def h3_violation_fraction(spec: Spec) -> float:
+    """Fraction of random-weight neurons (logits included, pooling excluded) whose init breaks H3."""
+    counts = h3_violation_counts(spec)
+    total = sum(n for _, _, n in counts)
+    return sum(b for _, b, _ in counts) / total if total else 0.0
+
+
+def init_variance_from_spec(spec: Spec) -> Callable[[Hashable], Fraction | None]:
+    """Node ``(l, i)`` of ``to_dag(spec)`` -> the weight variance its initialisation uses (None for pooling)."""
+    nominal = [layer_nominal_fan_in(layer) for layer in spec.layers]
+
+    def variance(node: Hashable) -> Fraction | None:
+        l, i = node
+        fan = nominal[l - 1]
+        if fan is None:
+            return None
+        fan = int(fan[i]) if isinstance(fan, np.ndarray) else int(fan)
+        return Fraction(2, fan)
+
+    return variance
+
+
+def h3_violating_nodes(g: nx.DiGraph, init_variance: Callable[[Hashable], Fraction | None]) -> list[Hashable]:
+    """Nodes with random in-edges whose init variance is not ``2 / in-degree`` in ``g``.
+
+    A node has random weights when an in-edge has ``weight_kind == "random"`` (or no
+    ``weight_kind``, for graphs without edge attributes).
+    """
+    ensure_dag(g)
+    bad = []
+    for v in g.nodes:
+        deg = g.in_degree(v)
+        if deg == 0:
+            continue
+        if not any(a.get("weight_kind", "random") == "random" for _, _, a in g.in_edges(v, data=True)):
+            continue
+        if init_variance(v) != Fraction(2, deg):
+            bad.append(v)
+    return bad
