@@ -25,12 +25,11 @@ import torch
 
 from graphs.dag import ensure_dag, node_layers
 from graphs.operator import in_degree_maps
-from graphs.spec import AvgPool2d, Conv2d, Linear, MaskedLinear, Spec
+from graphs.spec import Spec, nominal_fan_in
 
 __all__ = [
     "check_h2",
     "h2_violations",
-    "layer_nominal_fan_in",
     "h3_violation_counts",
     "h3_violation_fraction",
     "init_variance_from_spec",
@@ -65,21 +64,6 @@ def check_h2(g: nx.DiGraph) -> bool:
     return not h2_violations(g)
 
 
-def layer_nominal_fan_in(layer) -> np.ndarray | int | None:
-    """The fan-in He initialisation uses for ``layer`` (per neuron for a masked layer; None for pooling).
-
-    Mirrors ``verify.model.nominal_fan_in`` (the exact side does not import the torch side;
-    a test checks the two agree).
-    """
-    if isinstance(layer, Conv2d):
-        return layer.nominal_fan_in
-    if isinstance(layer, Linear):
-        return layer.in_features
-    if isinstance(layer, MaskedLinear):
-        return layer.fan_in
-    if isinstance(layer, AvgPool2d):
-        return None
-    raise TypeError(f"unknown layer {type(layer).__name__}")
 
 
 def h3_violation_counts(spec: Spec) -> list[tuple[int, int, int]]:
@@ -90,7 +74,7 @@ def h3_violation_counts(spec: Spec) -> list[tuple[int, int, int]]:
     """
     out = []
     for l, (layer, deg) in enumerate(zip(spec.layers, in_degree_maps(spec)), start=1):
-        nominal = layer_nominal_fan_in(layer)
+        nominal = nominal_fan_in(layer)
         if nominal is None:
             continue
         nominal_t = torch.as_tensor(np.asarray(nominal), dtype=deg.dtype).reshape(-1) if isinstance(nominal, np.ndarray) else nominal
@@ -109,7 +93,7 @@ def h3_violation_fraction(spec: Spec) -> float:
 
 def init_variance_from_spec(spec: Spec) -> Callable[[Hashable], Fraction | None]:
     """Node ``(l, i)`` of ``to_dag(spec)`` -> the weight variance its initialisation uses (None for pooling)."""
-    nominal = [layer_nominal_fan_in(layer) for layer in spec.layers]
+    nominal = [nominal_fan_in(layer) for layer in spec.layers]
 
     def variance(node: Hashable) -> Fraction | None:
         l, i = node

@@ -58,7 +58,7 @@ import torch
 
 from graphs.errors import InputError
 from graphs.operator import NodeFactor, multiplier_maps, operator_vjp
-from graphs.spec import AvgPool2d, Conv2d, Linear, MaskedLinear, Spec
+from graphs.spec import AvgPool2d, Spec, nominal_fan_in
 
 __all__ = [
     "VARIANCES",
@@ -78,16 +78,6 @@ def _check_variance(variance: str) -> None:
         raise InputError(f"variance {variance!r}: choose one of {', '.join(VARIANCES)}")
 
 
-def _nominal_fan_in(layer) -> np.ndarray | int:
-    # The same rule as verify.model.nominal_fan_in, restated here because graphs/ must not
-    # import torch-side modules; tests check the two agree.
-    if isinstance(layer, Conv2d):
-        return layer.nominal_fan_in
-    if isinstance(layer, Linear):
-        return layer.in_features
-    if isinstance(layer, MaskedLinear):
-        return layer.fan_in
-    raise TypeError(f"{type(layer).__name__} has no random weights")  # pragma: no cover
 
 
 def second_moment_factor(spec: Spec, variance: str = "he") -> NodeFactor:
@@ -103,7 +93,7 @@ def second_moment_factor(spec: Spec, variance: str = "he") -> NodeFactor:
             # A node without in-edges lies on no path; 0 keeps it out instead of dividing by 0.
             w2 = torch.where(degree > 0, 2.0 / degree.clamp(min=1), torch.zeros_like(degree))
         else:
-            fan = torch.as_tensor(_nominal_fan_in(lay), dtype=degree.dtype, device=degree.device)
+            fan = torch.as_tensor(nominal_fan_in(lay), dtype=degree.dtype, device=degree.device)
             w2 = (2.0 / fan).reshape(-1, *([1] * (degree.dim() - 1))) if fan.dim() else 2.0 / fan
             w2 = torch.broadcast_to(w2, degree.shape)
         return w2 * gate
@@ -165,7 +155,7 @@ def dag_node_factors(g: nx.MultiDiGraph, spec: Spec | None = None, *, variance: 
                 w2 = Fraction(2, len(edges))
             else:
                 layer, index = v
-                fan = _nominal_fan_in(spec.layers[layer - 1])
+                fan = nominal_fan_in(spec.layers[layer - 1])
                 w2 = Fraction(2, int(fan[index] if isinstance(fan, np.ndarray) else fan))
         else:
             raise ValueError(f"node {v!r} mixes pooling and random in-edges; Eq. 13 needs one kind per node")

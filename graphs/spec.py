@@ -23,6 +23,7 @@ __all__ = [
     "Linear",
     "MaskedLinear",
     "Layer",
+    "nominal_fan_in",
     "Spec",
     "FAMILIES",
     "IMAGE_FAMILIES",
@@ -111,6 +112,20 @@ class MaskedLinear:
 
 
 Layer = Union[Conv2d, AvgPool2d, Linear, MaskedLinear]
+
+
+def nominal_fan_in(layer: Layer) -> np.ndarray | int | None:
+    """The fan-in He initialisation uses: C_in k^2 for a conv (whatever the padding), the
+    number of inputs for a dense layer, each neuron's own in-degree for a masked layer, and
+    None for pooling (constant weights). Where it differs from a node's in-degree in the DAG
+    (zero-padded borders), H3 fails."""
+    if isinstance(layer, Conv2d):
+        return layer.nominal_fan_in
+    if isinstance(layer, Linear):
+        return layer.in_features
+    if isinstance(layer, MaskedLinear):
+        return layer.fan_in
+    return None
 
 
 @dataclass(frozen=True, eq=False)

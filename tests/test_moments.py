@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from graphs.dag import input_nodes, output_nodes, to_dag
 from graphs.moments import (
-    _nominal_fan_in,
     dag_node_factors,
     predicted_grad_sq_norms,
     predicted_logit_grad_sq,
@@ -21,7 +20,6 @@ from graphs.moments import (
 from graphs.spec import build_spec
 from tests.mc import assert_mc_close
 from verify.engine import measure
-from verify.model import nominal_fan_in
 from verify.second_moments import per_draw_squares, second_moment_check
 
 SMALL = [
@@ -113,15 +111,6 @@ def test_node_factors_of_a_pooling_net():
     relu = {f[v] for v, a in g.nodes(data=True) if a["kind"] == "relu"}
     assert Fraction(1, 9) in relu and max(relu) == Fraction(1, 4)  # interior 1/9; a corner reads 4 pixels
 
-
-@pytest.mark.parametrize("family,dim,opts", SMALL)
-def test_nominal_fan_in_matches_the_initialisation(family, dim, opts):
-    spec = build_spec(family, dim, **opts)
-    for layer in spec.layers:
-        ours, theirs = None, nominal_fan_in(layer)
-        if theirs is not None:
-            ours = _nominal_fan_in(layer)
-            assert (ours == theirs) if isinstance(theirs, int) else (ours == theirs).all()
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ import torch
 from graphs.dag import to_dag
 from graphs.layers import apply_linear, weight_shape
 from graphs.operator import in_degree_maps
-from graphs.spec import build_spec
-from verify.model import build_module, forward
+from graphs.spec import build_spec, nominal_fan_in
+from tests.mc import assert_mc_close
+from verify.model import build_module, forward, sample_params
 
 SMALL_SPECS = [
     ("dense", 7, {"widths": (5, 4), "num_classes": 3}),
@@ -91,3 +92,29 @@ def test_module_matches_functional_forward_and_is_seeded():
     assert torch.equal(net(x), again(x))
     assert not torch.equal(net(x), other(x))
     assert net(x).shape == (4, 10)
+
+
+@pytest.mark.parametrize(
+    "family, dim, opts",
+    [
+        ("dense", 40, {"widths": (300,)}),
+        ("strided-cnn", 6, {"channels": 32, "strides": (1, 2), "padding": "zeros"}),
+        ("random-dag", 30, {"hidden": (200, 200), "max_in_degree": 6}),
+    ],
+)
+def test_initialisation_variance_is_two_over_nominal_fan_in(family, dim, opts):
+    """He: every weight has mean 0 and variance 2 / nominal_fan_in (per neuron for masked layers)."""
+    spec = build_spec(family, dim, **opts)
+    params = sample_params(spec, seed=11, draw=0, dtype=torch.float64)
+    for layer, w in zip(spec.layers, params):
+        fan = nominal_fan_in(layer)
+        if w is None:
+            assert fan is None
+            continue
+        if hasattr(layer, "mask"):
+            on = torch.as_tensor(layer.mask, dtype=torch.bool)
+            scaled = (w * torch.sqrt(torch.as_tensor(fan, dtype=torch.float64) / 2).unsqueeze(1))[on]
+        else:
+            scaled = w.flatten() * (fan / 2) ** 0.5
+        assert_mc_close(scaled.numpy(), 0.0, what=f"{type(layer).__name__} mean")
+        assert_mc_close((scaled**2).numpy(), 1.0, what=f"{type(layer).__name__} variance x fan_in / 2")

@@ -52,13 +52,7 @@ def build_parser() -> ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"verify.commands.{name}")
-        except ModuleNotFoundError as exc:  # TEMPORARY during parallel development
-            if exc.name != f"verify.commands.{name}":
-                raise
-            continue
-        module.add_parser(sub)
+        importlib.import_module(f"verify.commands.{name}").add_parser(sub)
     return parser
 
 

@@ -108,8 +108,9 @@ def fit_power_law(
         raise ValueError(f"fitting a slope needs at least two values of {x!r}, got {len(groups)}")
     xs = np.array([v for v, _ in groups])
     samples = [s for _, s in groups]
-    if (xs <= 0).any() or any((s <= 0).any() for s in samples):
-        raise ValueError(f"{quantity}: a power law needs positive {x} and positive values")
+    # A draw can be exactly 0 (every ReLU path dead in a narrow net); only the means need logs.
+    if (xs <= 0).any() or any((s < 0).any() or s.mean() <= 0 for s in samples):
+        raise ValueError(f"{quantity}: a power law needs positive {x}, non-negative values and positive means")
     if log_power and (xs <= 1).any():
         raise ValueError(f"a log correction needs {x} > 1")
     means = np.array([s.mean() for s in samples])

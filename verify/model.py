@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from graphs.layers import apply_linear, weight_shape
-from graphs.spec import Conv2d, Linear, MaskedLinear, Spec
+from graphs.spec import MaskedLinear, Spec, nominal_fan_in
 
 __all__ = [
     "Params",
@@ -37,16 +37,6 @@ def generator_for(seed: int, *keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def nominal_fan_in(layer) -> np.ndarray | int | None:
-    """The fan-in the initialisation uses: C_in k^2 for a conv (whatever the padding), the
-    number of inputs for a dense layer, each neuron's own in-degree for a masked layer."""
-    if isinstance(layer, Conv2d):
-        return layer.nominal_fan_in
-    if isinstance(layer, Linear):
-        return layer.in_features
-    if isinstance(layer, MaskedLinear):
-        return layer.fan_in
-    return None
 
 
 def init_params(

@@ -44,6 +44,14 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     return p
 
 
+def _publish(tmp: str, path: Path) -> None:
+    # mkstemp creates files readable by the owner only; a report is for everyone to read.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
     path = Path(path)
@@ -51,7 +59,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -66,7 +74,7 @@ def atomic_save_figure(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, **{"dpi": 120, "bbox_inches": "tight", **savefig_kwargs})
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
