@@ -11,10 +11,10 @@ import pytest
 from graphs.errors import SpecError
 from graphs.moments import predicted_logit_grad_sq
 from graphs.spec import build_spec
-from verify.arch_args import add_arch_arguments
 from verify.commands.pooling import pooling_setup, ratio_interval
 from verify.engine import measure
 from verify.fit import fit_power_law, verdict
+from verify.options import add_arch_arguments
 
 
 def _args(**kw) -> argparse.Namespace:

@@ -42,7 +42,7 @@ from verify.first_order import (
     summarise_remark1,
     summarise_snr,
 )
-from verify.fit import VERDICTS, SlopeFit, draw_means, fit_power_law, samples_to_settle, verdict
+from verify.fit import VERDICTS, SlopeFit, draw_means, fit_power_law, interval_verdict, samples_to_settle, verdict
 from verify.lemma9 import (
     INITS,
     Lemma9Result,
@@ -110,6 +110,7 @@ __all__ = [
     "init_params",
     "INITS",
     "input_gradients",
+    "interval_verdict",
     "INPUT_KINDS",
     "InputGradients",
     "largest_eps_within",

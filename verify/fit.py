@@ -30,6 +30,7 @@ __all__ = [
     "draw_means",
     "fit_power_law",
     "verdict",
+    "interval_verdict",
     "samples_to_settle",
 ]
 
@@ -169,9 +170,13 @@ def _bootstrap_ci(samples, statistic, *, n_boot: int, seed: int, level: float) -
 def verdict(fit: SlopeFit, predicted: float, margin: float) -> str:
     """``consistent`` when the whole CI lies in ``predicted +- margin``, ``inconsistent`` when it
     misses that band entirely, ``inconclusive`` otherwise (or when there is no CI)."""
+    return interval_verdict(fit.ci_low, fit.ci_high, predicted, margin)
+
+
+def interval_verdict(lo: float, hi: float, predicted: float, margin: float) -> str:
+    """The verdict rule of ``verdict`` for any interval ``[lo, hi]`` of an exponent."""
     if margin <= 0:
         raise ValueError(f"margin must be positive, got {margin}")
-    lo, hi = fit.ci_low, fit.ci_high
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "inconclusive"
     band_lo, band_hi = predicted - margin, predicted + margin

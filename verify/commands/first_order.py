@@ -21,7 +21,6 @@ import torch
 
 from graphs.errors import InputError
 from graphs.spec import parse_dims
-from verify.arch_args import add_arch_arguments, specs_from_args
 from verify.attacks import PGD_NORMS, norm_label, parse_norm
 from verify.first_order import (
     largest_eps_within,
@@ -31,6 +30,14 @@ from verify.first_order import (
     summarise_prop3,
     summarise_remark1,
     summarise_snr,
+)
+from verify.options import (
+    add_arch_arguments,
+    add_output_arguments,
+    add_sampling_arguments,
+    check_sampling_arguments,
+    positive_int,
+    specs_from_args,
 )
 from verify.reporting import (
     atomic_save_figure,
@@ -92,12 +99,6 @@ def parse_norms(text: str) -> list[float]:
     return out
 
 
-def _positive_int(name: str, value: int, least: int = 1) -> int:
-    if value < least:
-        raise InputError(f"{name}: {value} is too small; give an integer >= {least}")
-    return value
-
-
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "first-order",
@@ -110,10 +111,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--dims", default="256,1024,4096", help="input sizes (comma-separated; default 256,1024,4096)")
     parser.add_argument("--eps", default="1e-4,1e-3,1e-2,1e-1", help="eps_inf values, at least two (default 1e-4,1e-3,1e-2,1e-1)")
     parser.add_argument("--norms", default="inf,2", help="attack norms, a subset of inf,2 (default inf,2)")
-    parser.add_argument("--samples", type=int, default=16, help="weight draws per size, >= 2 (default 16)")
-    parser.add_argument("--batch", type=int, default=32, help="inputs per draw (default 32)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
-    parser.add_argument("--device", default="cpu", help="auto, cpu or cuda (default cpu)")
+    add_sampling_arguments(parser, samples=16, batch=32)
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                         help="precision (default float64: the small-eps differences need it)")
     parser.add_argument("--pgd-steps", type=int, default=7, help="PGD steps (default 7, the paper's section 4.1)")
@@ -121,8 +119,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: the work is many small ops, for which intra-op threads "
                         "cost more in synchronisation than they gain, badly so on a busy machine)")
-    parser.add_argument("--out-dir", default="reports", help="report folder (default reports)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object with the results to stdout")
+    add_output_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -191,10 +188,10 @@ def run(args: argparse.Namespace) -> int:
     specs = specs_from_args(args, dims)
     eps = parse_eps(args.eps)
     norms = parse_norms(args.norms)
-    samples = _positive_int("--samples", args.samples, 2)
-    batch = _positive_int("--batch", args.batch, 1)
-    steps = _positive_int("--pgd-steps", args.pgd_steps, 1)
-    threads = _positive_int("--threads", args.threads, 1)
+    check_sampling_arguments(args)
+    samples, batch = args.samples, args.batch
+    steps = positive_int("--pgd-steps", args.pgd_steps, 1)
+    threads = positive_int("--threads", args.threads, 1)
     if not (math.isfinite(args.pgd_step_size) and args.pgd_step_size > 0):
         raise InputError(f"--pgd-step-size: {args.pgd_step_size} is not a positive number; e.g. --pgd-step-size 0.2")
     device = resolve_device(args.device)

@@ -20,9 +20,9 @@ from graphs.errors import InputError
 from graphs.moments import VARIANCES, predicted_grad_sq_norms, second_moment_dp
 from graphs.pathsums import spec_edge_count
 from graphs.spec import Spec
-from verify.arch_args import add_arch_arguments, int_tuple, specs_from_args
 from verify.engine import measure
 from verify.lemma9 import INITS, Lemma9Result, lemma9_test
+from verify.options import add_arch_arguments, add_output_arguments, int_tuple, specs_from_args
 from verify.reporting import atomic_write_text, ensure_writable_dir, format_number, library_versions, markdown_table
 from verify.second_moments import second_moment_check
 
@@ -63,8 +63,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-pairs", type=int, default=1500, help="pairs tested in all, split over the inputs (default 1500)")
     parser.add_argument("--mc-samples", type=int, default=400, help="engine draws for Monte Carlo E||d_x f_k||^2 against Eq. 13 (0: skip; default 400)")
     parser.add_argument("--alpha", type=float, default=0.05, help="family-wise level of the Holm-corrected tests (default 0.05)")
-    parser.add_argument("--out-dir", default="reports", help="report folder (default reports)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object to stdout")
+    add_output_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 

@@ -18,7 +18,7 @@ from graphs.hypotheses import h3_violation_fraction
 from graphs.pathsums import operator_path_sums, output_classes, path_sums_dp, spec_edge_count
 from graphs.spec import IMAGE_FAMILIES, Spec, parse_dims
 from graphs.symmetry import SymmetryVerdict, dag_symmetry_verdict, symmetry_verdict
-from verify.arch_args import add_arch_arguments, specs_from_args
+from verify.options import add_arch_arguments, add_output_arguments, specs_from_args
 from verify.reporting import (
     atomic_save_figure,
     atomic_write_text,
@@ -68,8 +68,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--exact", action="store_true", help=f"exact Fractions on the networkx DAG (at most {EXACT_MAX_EDGES:.0e} edges)")
     parser.add_argument("--trials", type=int, default=4, help="trials of the randomised (S) test (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the randomised (S) test (default 0)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object to stdout (the report is still written)")
-    parser.add_argument("--out-dir", default="reports", help="report folder (default reports)")
+    add_output_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 

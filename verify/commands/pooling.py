@@ -31,9 +31,18 @@ from graphs.errors import InputError
 from graphs.hypotheses import h3_violation_fraction
 from graphs.moments import predicted_logit_grad_sq
 from graphs.spec import AvgPool2d, Spec, build_spec
-from verify.arch_args import add_arch_arguments, int_tuple, spec_options
 from verify.engine import measure
-from verify.fit import SlopeFit, fit_power_law, samples_to_settle, verdict
+from verify.fit import SlopeFit, fit_power_law, interval_verdict, samples_to_settle, verdict
+from verify.options import (
+    add_arch_arguments,
+    add_fit_arguments,
+    add_output_arguments,
+    add_sampling_arguments,
+    check_fit_arguments,
+    check_sampling_arguments,
+    int_tuple,
+    spec_options,
+)
 from verify.reporting import (
     atomic_save_figure,
     atomic_write_text,
@@ -101,14 +110,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_arch_arguments(parser, default_arch="avgpool-cnn")
     parser.add_argument("--pools", default="1,2,4,8", help="windows k of the first pooling layer, a = k^2 (default 1,2,4,8)")
     parser.add_argument("--dim", type=int, default=128, help="input side n (default 128)")
-    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help=f"weight draws per net (default {DEFAULT_SAMPLES})")
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"inputs per weight draw (default {DEFAULT_BATCH})")
-    parser.add_argument("--seed", type=int, default=0, help="seed: draw i uses (seed, i) (default 0)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto takes CUDA when available")
-    parser.add_argument("--margin", type=float, default=0.05, help="half-width of the band around -1/2 (default 0.05)")
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    parser.add_argument("--out-dir", default="reports", help="report folder (default reports)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object to stdout (the report is still written)")
+    add_sampling_arguments(parser, samples=DEFAULT_SAMPLES, batch=DEFAULT_BATCH)
+    add_fit_arguments(parser, what="-1/2")
+    add_output_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -165,14 +169,8 @@ def pooling_setup(args: argparse.Namespace) -> PoolingSetup:
 
 def _validate(args: argparse.Namespace):
     setup = pooling_setup(args)
-    if args.samples < 2:
-        raise InputError(f"--samples: {args.samples} weight draws; give at least 2 (a CI needs spread between draws)")
-    if args.batch < 1:
-        raise InputError(f"--batch: {args.batch} inputs per draw; give a positive number")
-    if not args.margin > 0 or not math.isfinite(args.margin):
-        raise InputError(f"--margin: {args.margin} is not positive; give e.g. --margin 0.05")
-    if args.n_boot < 100:
-        raise InputError(f"--n-boot: {args.n_boot} resamples are too few for a 95% interval; give at least 100")
+    check_sampling_arguments(args)
+    check_fit_arguments(args)
     device = resolve_device(args.device)
     out_dir = ensure_writable_dir(args.out_dir)
     return setup, device, out_dir
@@ -190,17 +188,6 @@ def ratio_interval(num: np.ndarray, den: np.ndarray, *, n_boot: int, seed: int, 
         vectorized=True, rng=np.random.default_rng(seed),
     )
     return ratio, float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def _band(lo: float, hi: float, predicted: float, margin: float) -> str:
-    """The verdict rule of ``verify.fit.verdict`` for any interval."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "inconclusive"
-    if predicted - margin <= lo and hi <= predicted + margin:
-        return "consistent"
-    if hi < predicted - margin or lo > predicted + margin:
-        return "inconsistent"
-    return "inconclusive"
 
 
 def _per_draw_norms(records: pd.DataFrame) -> np.ndarray:
@@ -301,7 +288,7 @@ def _theorem11(args, setup: PoolingSetup, strided_rec: pd.DataFrame, pooled_rec:
         "h_ratio_init": h_init,
         "exponent": exponent[0],
         "exponent_ci": [exponent[1], exponent[2]],
-        "verdict": _band(exponent[1], exponent[2], -0.5, args.margin),
+        "verdict": interval_verdict(exponent[1], exponent[2], -0.5, args.margin),
         "contains_predicted": bool(lo <= predicted <= hi),
         "strided_mc_norm": strided_check.mc_norm,
         "pooled_mc_norm": pooled_check.mc_norm,

@@ -23,9 +23,17 @@ from graphs.hypotheses import h3_violation_fraction
 from graphs.pathsums import operator_path_sums
 from graphs.spec import Spec, parse_dims
 from graphs.symmetry import SymmetryVerdict, symmetry_verdict
-from verify.arch_args import add_arch_arguments, specs_from_args
 from verify.engine import EPS_INF, QUANTITIES, measure
 from verify.fit import fit_power_law, samples_to_settle, verdict
+from verify.options import (
+    add_arch_arguments,
+    add_fit_arguments,
+    add_output_arguments,
+    add_sampling_arguments,
+    check_fit_arguments,
+    check_sampling_arguments,
+    specs_from_args,
+)
 from verify.reporting import (
     atomic_save_figure,
     atomic_write_text,
@@ -117,17 +125,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     add_arch_arguments(parser)
     parser.add_argument("--dims", required=True, help="comma-separated sizes (>= 2): image side n for CNNs, d otherwise")
-    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help=f"weight draws per size (default {DEFAULT_SAMPLES}; sets the CI width)")
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"inputs per weight draw (default {DEFAULT_BATCH})")
-    parser.add_argument("--seed", type=int, default=0, help="seed: draw i uses (seed, i) (default 0)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto takes CUDA when available (default auto)")
+    add_sampling_arguments(parser, samples=DEFAULT_SAMPLES, batch=DEFAULT_BATCH)
     parser.add_argument("--inputs", default="normal", choices=INPUT_KINDS, help="standard normal inputs, or normal images at the smallest size upsampled by copying pixels (default normal)")
-    parser.add_argument("--margin", type=float, default=0.05, help="half-width of the band around the predicted slope (default 0.05)")
     parser.add_argument("--quantities", default=None, help=f"comma-separated subset of: {', '.join(QUANTITIES)} (default all)")
     parser.add_argument("--eps-inf", type=float, default=EPS_INF, help=f"l_inf budget of the vulnerabilities (default {EPS_INF}; scales them, never their slope)")
-    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object to stdout (the report is still written)")
-    parser.add_argument("--out-dir", default="reports", help="report folder (default reports)")
+    add_fit_arguments(parser)
+    add_output_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -164,16 +167,10 @@ def _parse_quantities(text: str | None) -> list[str]:
 def _validate(args: argparse.Namespace):
     dims = parse_dims(args.dims, at_least=2)
     specs = specs_from_args(args, dims)
-    if args.samples < 2:
-        raise InputError(f"--samples: {args.samples} weight draws per size; give at least 2 (a CI needs spread between draws)")
-    if args.batch < 1:
-        raise InputError(f"--batch: {args.batch} inputs per draw; give a positive number")
-    if not args.margin > 0 or not math.isfinite(args.margin):
-        raise InputError(f"--margin: {args.margin} is not positive; give e.g. --margin 0.05")
+    check_sampling_arguments(args)
+    check_fit_arguments(args)
     if not args.eps_inf > 0 or not math.isfinite(args.eps_inf):
         raise InputError(f"--eps-inf: {args.eps_inf} is not positive; give e.g. --eps-inf 0.005")
-    if args.n_boot < 100:
-        raise InputError(f"--n-boot: {args.n_boot} resamples are too few for a 95% interval; give at least 100")
     quantities = _parse_quantities(args.quantities)
     if args.inputs == "upsampled":
         base = min(dims)

@@ -1,13 +1,26 @@
-"""Command-line options shared by every command that builds a spec, and the parsing of them."""
+"""Command-line options shared by the commands, and their validation (one-line InputErrors)."""
 
 from __future__ import annotations
 
 import argparse
+import math
 
 from graphs.errors import InputError
 from graphs.spec import FAMILIES, PADDINGS, Spec, build_spec, parse_dims
 
-__all__ = ["add_arch_arguments", "spec_options", "specs_from_args", "int_tuple", "parse_dims"]
+__all__ = [
+    "add_arch_arguments",
+    "add_fit_arguments",
+    "add_output_arguments",
+    "add_sampling_arguments",
+    "check_fit_arguments",
+    "check_sampling_arguments",
+    "int_tuple",
+    "parse_dims",
+    "positive_int",
+    "spec_options",
+    "specs_from_args",
+]
 
 
 def int_tuple(text: str, name: str) -> tuple[int, ...]:
@@ -94,3 +107,46 @@ def specs_from_args(args: argparse.Namespace, dims: list[int] | None = None) -> 
         dims = parse_dims(args.dims)
     opts = spec_options(args)
     return [build_spec(args.arch, n, **opts) for n in dims]
+
+
+def positive_int(name: str, value: int, least: int = 1, why: str = "") -> int:
+    """``value`` if it is at least ``least``, else a one-line InputError naming ``name``."""
+    if value < least:
+        raise InputError(f"{name}: {value} is too small{why}; give an integer >= {least}")
+    return value
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser, *, samples: int, batch: int, device: str = "auto") -> None:
+    """--samples (weight draws), --batch (inputs per draw), --seed and --device."""
+    g = parser.add_argument_group("sampling")
+    g.add_argument("--samples", type=int, default=samples, help=f"He weight draws per net, >= 2 (default {samples}; sets the CI width)")
+    g.add_argument("--batch", type=int, default=batch, help=f"inputs per weight draw (default {batch})")
+    g.add_argument("--seed", type=int, default=0, help="seed of the run: draw i uses (seed, i) (default 0)")
+    g.add_argument(
+        "--device", default=device, choices=("auto", "cpu", "cuda"), help=f"auto takes CUDA when available (default {device})"
+    )
+
+
+def check_sampling_arguments(args: argparse.Namespace) -> None:
+    positive_int("--samples", args.samples, 2, " (a CI needs spread between weight draws)")
+    positive_int("--batch", args.batch, 1)
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser, *, what: str = "the predicted slope") -> None:
+    """--margin (the verdict band) and --n-boot (bootstrap resamples)."""
+    g = parser.add_argument_group("fit")
+    g.add_argument("--margin", type=float, default=0.05, help=f"half-width of the band around {what} (default 0.05)")
+    g.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples over weight draws (default 2000)")
+
+
+def check_fit_arguments(args: argparse.Namespace) -> None:
+    if not (math.isfinite(args.margin) and args.margin > 0):
+        raise InputError(f"--margin: {args.margin} is not positive; give e.g. --margin 0.05")
+    positive_int("--n-boot", args.n_boot, 100, " for a 95% interval")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """--json and --out-dir."""
+    g = parser.add_argument_group("output")
+    g.add_argument("--json", action="store_true", help="print one JSON object to stdout (the report is still written)")
+    g.add_argument("--out-dir", default="reports", help="report folder (default reports)")
