@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from verify.fit import SlopeFit, draw_means  # noqa: E402
 
@@ -82,7 +82,9 @@ def loglog_plot(
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(_plain)
         low, high = ax.get_ylim()
-        ax.yaxis.set_minor_formatter(_plain if high < 3 * low else _minor)
+        # Label minor ticks only where few decades leave room for them.
+        span = high / low
+        ax.yaxis.set_minor_formatter(_plain if span < 3 else _minor if span < 30 else NullFormatter())
         ax.set_title(label, fontsize=9)
         ax.set_xlabel(xlabel or fit.x)
         ax.tick_params(labelsize=7)
