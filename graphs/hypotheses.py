@@ -64,8 +64,6 @@ def check_h2(g: nx.DiGraph) -> bool:
     return not h2_violations(g)
 
 
-
-
 def h3_violation_counts(spec: Spec) -> list[tuple[int, int, int]]:
     """Per random-weight layer ``(layer, violating neurons, neurons)``; pooling layers skipped.
 

@@ -53,11 +53,12 @@ from fractions import Fraction
 from typing import Hashable, Sequence
 
 import networkx as nx
-import numpy as np
 import torch
 
 from graphs.errors import InputError
+from graphs.hypotheses import init_variance_from_spec
 from graphs.operator import NodeFactor, multiplier_maps, operator_vjp
+from graphs.pathsums import path_sums_dp
 from graphs.spec import AvgPool2d, Spec, nominal_fan_in
 
 __all__ = [
@@ -76,8 +77,6 @@ VARIANCES = ("he", "init")
 def _check_variance(variance: str) -> None:
     if variance not in VARIANCES:
         raise InputError(f"variance {variance!r}: choose one of {', '.join(VARIANCES)}")
-
-
 
 
 def second_moment_factor(spec: Spec, variance: str = "he") -> NodeFactor:
@@ -138,6 +137,7 @@ def dag_node_factors(g: nx.MultiDiGraph, spec: Spec | None = None, *, variance: 
     _check_variance(variance)
     if variance == "init" and spec is None:
         raise InputError("variance 'init' needs the spec, for the nominal fan-in of each layer")
+    init_variance = init_variance_from_spec(spec) if variance == "init" else None
     factors: dict[Hashable, Fraction] = {}
     for v, attrs in g.nodes(data=True):
         edges = list(g.in_edges(v, data=True))
@@ -151,12 +151,7 @@ def dag_node_factors(g: nx.MultiDiGraph, spec: Spec | None = None, *, variance: 
                 raise ValueError(f"pooling node {v!r} has unequal weights {sorted(values)}")
             w2 = values.pop() ** 2
         elif kinds == {"random"}:
-            if variance == "he":
-                w2 = Fraction(2, len(edges))
-            else:
-                layer, index = v
-                fan = nominal_fan_in(spec.layers[layer - 1])
-                w2 = Fraction(2, int(fan[index] if isinstance(fan, np.ndarray) else fan))
+            w2 = Fraction(2, len(edges)) if variance == "he" else init_variance(v)
         else:
             raise ValueError(f"node {v!r} mixes pooling and random in-edges; Eq. 13 needs one kind per node")
         factors[v] = w2 * gate
@@ -167,8 +162,6 @@ def second_moment_dp(
     g: nx.MultiDiGraph, o: Hashable, spec: Spec | None = None, *, variance: str = "he", exact: bool = True
 ) -> dict[Hashable, Fraction | float]:
     """``E[(d_x o)^2]`` for every input x by dynamic programming on the DAG (``graphs.pathsums``)."""
-    from graphs.pathsums import path_sums_dp
-
     factors = dag_node_factors(g, spec, variance=variance)
     return path_sums_dp(g, o, exact=exact, factor=_dp_factor(factors, exact))
 

@@ -70,6 +70,7 @@ def _factor_values(g: nx.DiGraph, nodes, factor: GraphFactor | None, exact: bool
 
 
 def _check(g: nx.DiGraph, o: Hashable) -> None:
+    """Refuse a cyclic graph (``CyclicGraphError``) or an output that is not a node (``KeyError``)."""
     ensure_dag(g)
     if o not in g:
         raise KeyError(f"output {o!r} is not a node of the graph")

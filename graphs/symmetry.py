@@ -16,10 +16,11 @@ bound on every tensor. The mod is taken after each layer.
 
 False-positive bound (the test never calls a symmetric net asymmetric). Suppose (S) fails:
 some ``D = Q_x - Q_y != 0``. One trial draws a prime p uniformly among the primes of
-``(P/2, P]`` and z uniformly in ``F_p^k``. D vanishes mod p only if p divides a non-zero
-coefficient; a coefficient is at most N (the largest number of paths from an input to o),
-so it has at most ``floor(log N / log(P/2))`` prime factors above P/2 and that happens with
-probability at most ``log N / log(P/2) / #primes``. Otherwise Schwartz-Zippel gives
+``(P/2, P]`` and z uniformly in ``F_p^k``. D is the zero polynomial mod p only if p divides
+every coefficient, in particular one fixed non-zero coefficient; that coefficient is at most
+N in absolute value (N the largest number of paths from an input to o), so it has at most
+``floor(log N / log(P/2))`` prime factors above P/2 and p is one of them with probability at
+most ``floor(log N / log(P/2)) / #primes``. Otherwise Schwartz-Zippel gives
 ``Pr[D(z) = 0 mod p] <= L / p`` with L the largest path length (the number of layers). Per
 trial ``eps = L/(P/2) + floor(log N/log(P/2)) / #primes``; with t independent trials the
 verdict "symmetric" is wrong with probability at most ``eps^t`` (one failing input is
@@ -38,10 +39,10 @@ import networkx as nx
 import numpy as np
 import torch
 
-from graphs.dag import ensure_dag, input_nodes, output_nodes, to_dag
+from graphs.dag import input_nodes, output_nodes, to_dag
 from graphs.layers import apply_linear, structural_weight
 from graphs.operator import in_degree_maps, operator_vjp
-from graphs.pathsums import ancestor_order, output_classes, spec_edge_count
+from graphs.pathsums import _check, ancestor_order, output_classes, spec_edge_count
 from graphs.spec import MaskedLinear, Spec
 
 __all__ = [
@@ -70,12 +71,6 @@ Polynomial = dict[Monomial, int]
 
 EXACT_FLOAT = 2**53  # every integer below this is a float64, and so are sums of them below it
 DAG_SYMMETRY_MAX_EDGES = 200_000
-
-
-def _check(g: nx.DiGraph, o: Hashable) -> None:
-    ensure_dag(g)
-    if o not in g:
-        raise KeyError(f"output {o!r} is not a node of the graph")
 
 
 def path_degree_polynomials(g: nx.DiGraph, o: Hashable) -> dict[Hashable, Polynomial]:

@@ -150,6 +150,8 @@ def test_cli_norm_subset(tmp_path, capsys):
         ("--samples", "1"),
         ("--pgd-step-size", "0"),
         ("--device", "tpu"),
+        ("--seed", "-1"),
+        ("--classes", "1"),
     ],
 )
 def test_cli_bad_input(tmp_path, capsys, change):

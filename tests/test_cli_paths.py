@@ -89,6 +89,7 @@ def test_table_output_without_json(tmp_path, capsys):
         ["--arch", "strided-cnn", "--dims", "32", "--exact"],  # ~4e7 edges
         ["--arch", "dense", "--dims", "8", "--padding", "zeros"],
         ["--arch", "dense", "--dims", "8", "--trials", "0"],
+        ["--arch", "strided-cnn", "--dims", "32", "--channels", "16", "--padding", "circular", "--seed", "-1"],  # randomised (S) test
         ["--arch", "dense"],
     ],
 )

@@ -25,6 +25,7 @@ def test_pooling_cli_json_report_and_plot(tmp_path, capsys):
     t11 = payload["theorem11"]
     assert t11["predicted"] == pytest.approx(0.25) and t11["h_ratio_he"] == pytest.approx(0.25)
     assert t11["ci_low"] <= t11["ratio"] <= t11["ci_high"]
+    assert t11["paired"] is True  # both nets are measured on the same draws
     assert len(payload["second_moments"]) == 3
     report = (tmp_path / "pooling-avgpool-cnn.md").read_text()
     assert "Theorem 11" in report and "(H) init" in report and "pooling-avgpool-cnn.png" in report
@@ -44,6 +45,7 @@ def test_pooling_cli_json_report_and_plot(tmp_path, capsys):
         ["--pools", "1,2", "--arch", "dense"],
         ["--pools", "1,2", "--widths", "4"],
         ["--pools", "1,2", "--margin", "0"],
+        ["--pools", "1,2", "--pool-windows", "2"],  # one window for two strided layers
     ],
 )
 def test_pooling_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra):
@@ -51,6 +53,11 @@ def test_pooling_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra):
     err = capsys.readouterr().err.strip()
     assert err.startswith("verify: error:") and "\n" not in err, err
     assert not list(tmp_path.iterdir())
+
+
+def test_pool_windows_count_names_the_option(tmp_path, capsys):
+    assert main([*SMALL, "--pools", "1,2", "--pool-windows", "2", "--out-dir", str(tmp_path)]) == 2
+    assert "--pool-windows gives 1 window(s) for 2 strided layer(s)" in capsys.readouterr().err
 
 
 def test_pooling_cli_unwritable_out_dir(tmp_path, capsys):

@@ -63,6 +63,17 @@ def test_broken_hypotheses_are_stated_next_to_the_verdicts(tmp_path, capsys):
     assert "padding: zeros" in report
 
 
+def test_dims_order_does_not_matter(tmp_path, capsys):
+    # Per-size tables pair each size with its mean: sizes given out of order must not shift them.
+    a, _ = _run_json([*DENSE, "--out-dir", str(tmp_path / "a"), "--json"], capsys)
+    shuffled = [*DENSE]
+    shuffled[shuffled.index("--dims") + 1] = "256,16,64"
+    b, _ = _run_json([*shuffled, "--out-dir", str(tmp_path / "b"), "--json"], capsys)
+    assert a == b
+    report = (tmp_path / "b" / "scaling-dense.md").read_text()
+    assert "| 16 -> 64 |" in report and "| 64 -> 256 |" in report
+
+
 def test_quantities_subset_in_json(tmp_path, capsys):
     out, _ = _run_json([*DENSE, "--out-dir", str(tmp_path), "--json", "--quantities", "vuln_l2,loss_grad_l1"], capsys)
     assert [q["name"] for q in out["quantities"]] == ["vuln_l2", "loss_grad_l1"]
@@ -84,6 +95,8 @@ BAD = [
     (["--eps-inf", "0"], "--eps-inf"),
     (["--inputs", "uniform"], "--inputs"),
     (["--padding", "circular"], "--padding"),  # not a dense option
+    (["--seed", "-1"], "--seed"),
+    (["--classes", "1"], "--classes"),
 ]
 
 

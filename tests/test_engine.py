@@ -206,8 +206,16 @@ def test_same_seed_same_numbers_other_seed_other_numbers():
 
 def test_upsampled_inputs_use_the_smallest_size_as_base():
     specs = [_spec("strided-cnn", n, {"channels": 4, "strides": (1, 2)}) for n in (4, 8)]
-    rec = measure(specs, samples=2, batch=2, seed=0, inputs="upsampled", progress=False)
+    rec = measure(specs, samples=2, batch=2, seed=0, inputs="upsampled", dtype=torch.float64, progress=False)
     assert set(rec["d"]) == {48, 192}
+    # the 8-pixel inputs of draw 1 are its 4-pixel inputs with every pixel copied 2x2
+    small = sample_inputs(specs[0], 0, 1, 2, kind="upsampled", base_dim=4, dtype=torch.float64)
+    big = sample_inputs(specs[1], 0, 1, 2, kind="upsampled", base_dim=4, dtype=torch.float64)
+    assert torch.equal(big, small.repeat_interleave(2, dim=-1).repeat_interleave(2, dim=-2))
+    params = sample_params(specs[1], 0, 1, dtype=torch.float64)
+    r = input_gradients(specs[1], params, big, sample_labels(specs[1], 0, 1, 2))
+    got = rec[(rec.d == 192) & (rec.draw == 1)].pivot(index="input", columns="quantity", values="value")
+    np.testing.assert_allclose(got[list(QUANTITIES)].to_numpy().T, sample_quantities(r.loss_grad, r.logit_grad, 192), rtol=1e-12)
     with pytest.raises(InputError):
         measure([_spec("dense", 6, {}), _spec("dense", 9, {})], samples=1, batch=1, seed=0, inputs="upsampled", progress=False)
 

@@ -11,17 +11,21 @@ import pytest
 from verify.fit import SlopeFit, draw_means, fit_power_law, samples_to_settle, verdict
 
 
-def _synthetic(xs, slope, draws, inputs, *, sigma_draw=0.3, sigma_input=0.5, seed=0, scale=2.0, log_power=0.0):
+def _synthetic(
+    xs, slope, draws, inputs, *, sigma_draw=0.3, sigma_input=0.5, seed=0, scale=2.0, log_power=0.0, shared_draws=False
+):
     """Long-format records with E[value] = scale * x^slope * (ln x)^log_power exactly.
 
     Each draw has a lognormal factor shared by its inputs (so inputs are not independent),
-    each input a further lognormal factor; both have mean 1.
+    each input a further lognormal factor; both have mean 1. ``shared_draws``: draw k has
+    the same factor at every x, as CNN kernels of draw k are the same at every input size.
     """
     rng = np.random.default_rng(seed)
     frames = []
+    common = rng.lognormal(-(sigma_draw**2) / 2, sigma_draw, size=(draws, 1))
     for x in xs:
         mean = scale * x**slope * math.log(x) ** log_power
-        a = rng.lognormal(-(sigma_draw**2) / 2, sigma_draw, size=(draws, 1))
+        a = common if shared_draws else rng.lognormal(-(sigma_draw**2) / 2, sigma_draw, size=(draws, 1))
         b = rng.lognormal(-(sigma_input**2) / 2, sigma_input, size=(draws, inputs))
         frames.append(
             pd.DataFrame(
@@ -76,6 +80,28 @@ def test_bootstrap_interval_covers_the_true_slope_about_95_percent():
         covered += fit.ci_low <= 0.5 <= fit.ci_high
     # nominal 0.95; binomial sd with 150 replicates is 1.8%: accept 0.89..0.99
     assert 0.89 <= covered / reps <= 0.99, covered / reps
+
+
+def test_bootstrap_resamples_draw_ids_jointly_when_sizes_share_draws():
+    # Draw k of every size shares one factor (common random numbers): the slope's spread is
+    # much smaller than independent sizes would give. Resampling each size on its own ignores
+    # that and covers the true slope nearly always (too wide); resampling draw ids jointly
+    # is calibrated.
+    covered = 0
+    reps = 150
+    for rep in range(reps):
+        rec = _synthetic([50, 200, 800, 3200], 0.5, 128, 2, sigma_draw=0.6, sigma_input=0.3, seed=500 + rep, shared_draws=True)
+        fit = fit_power_law(rec, "q", n_boot=999, seed=rep)
+        assert fit.paired
+        covered += fit.ci_low <= 0.5 <= fit.ci_high
+    assert 0.89 <= covered / reps <= 0.99, covered / reps
+
+
+def test_bootstrap_resamples_sizes_alone_when_draw_ids_differ():
+    rec = _synthetic([50, 200], 0.5, 20, 2, seed=9)
+    assert fit_power_law(rec, "q", n_boot=200).paired
+    rec.loc[rec.d == 200, "draw"] += 100
+    assert not fit_power_law(rec, "q", n_boot=200).paired
 
 
 def test_bootstrap_is_seeded():

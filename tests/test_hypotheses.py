@@ -67,7 +67,6 @@ def test_h2_on_spec_dags_and_cycles():
         check_h2(nx.DiGraph([(0, 1), (1, 0)]))
 
 
-
 @pytest.mark.parametrize(
     "fam,n,opts,broken",
     [

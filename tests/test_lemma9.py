@@ -133,6 +133,8 @@ def test_moments_cli_report_and_json(tmp_path, capsys):
     assert payload["init"] == "he" and (tmp_path / "moments-random-dag.md").exists()
     text = (tmp_path / "moments-random-dag.md").read_text()
     assert "pairs tested" in text and "Holm" in text
+    # the command is rebuilt from the options, not read from the test runner's sys.argv
+    assert "`verify moments --arch random-dag --hidden 8,8 --dims 4 --draws 400" in text
 
 
 _SMALL = ["--arch", "random-dag", "--dims", "4", "--hidden", "8,8"]
@@ -146,6 +148,7 @@ _SMALL = ["--arch", "random-dag", "--dims", "4", "--hidden", "8,8"]
         [*_SMALL, "--shared-layers", "1,2"],
         [*_SMALL, "--init", "shared", "--shared-layers", "1,9"],
         [*_SMALL, "--rho", "0"],
+        [*_SMALL, "--seed", "-1"],
         [*_SMALL, "--widths", "4"],
         ["--arch", "avgpool-cnn", "--dims", "6", "--strides", "1,4"],
     ],

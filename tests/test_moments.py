@@ -112,7 +112,6 @@ def test_node_factors_of_a_pooling_net():
     assert Fraction(1, 9) in relu and max(relu) == Fraction(1, 4)  # interior 1/9; a corner reads 4 pixels
 
 
-
 @pytest.mark.parametrize(
     "family,dim,opts",
     [

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graphs.dag import input_nodes, output_nodes, to_dag
-from graphs.errors import CyclicGraphError
+from graphs.errors import CyclicGraphError, SpecError
 from graphs.operator import in_degree_maps, operator_vjp, path_sums_operator
 from graphs.pathsums import (
     lemma7_total,
@@ -144,7 +144,7 @@ def _build(case):
     fam, n, opts = case
     try:
         return build_spec(fam, n, **opts)
-    except ValueError:
+    except SpecError:  # only a spec that cannot be built; any other error is a failure
         return None
 
 

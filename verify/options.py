@@ -130,6 +130,9 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, *, samples: int, bat
 def check_sampling_arguments(args: argparse.Namespace) -> None:
     positive_int("--samples", args.samples, 2, " (a CI needs spread between weight draws)")
     positive_int("--batch", args.batch, 1)
+    # generator_for feeds the seed to numpy's SeedSequence, which rejects negative integers.
+    if args.seed < 0:
+        raise InputError(f"--seed: {args.seed} is negative; give an integer >= 0")
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser, *, what: str = "the predicted slope") -> None:

@@ -31,7 +31,7 @@ import pandas as pd
 from graphs.moments import predicted_logit_grad_sq
 from graphs.spec import AvgPool2d, Conv2d, Spec
 
-__all__ = ["SecondMomentCheck", "per_draw_squares", "second_moment_check", "combined_z"]
+__all__ = ["SecondMomentCheck", "per_draw_norms", "per_draw_squares", "second_moment_check", "combined_z"]
 
 # |z| above this is a disagreement (4 sigma: a correct estimator fails ~1 in 16,000 times).
 Z_LIMIT = 4.0
@@ -59,12 +59,22 @@ class SecondMomentCheck:
         return asdict(self)
 
 
-def per_draw_squares(records: pd.DataFrame) -> pd.Series:
-    """Per weight draw, the mean over its inputs of ``logit_grad_l2 ** 2``."""
+def _logit_grad_l2(records: pd.DataFrame) -> pd.Series:
     sub = records[records["quantity"] == "logit_grad_l2"]
     if sub.empty:
         raise ValueError("no logit_grad_l2 records")
-    return (sub["value"] ** 2).groupby(sub["draw"]).mean()
+    return sub.set_index("draw")["value"]
+
+
+def per_draw_squares(records: pd.DataFrame) -> pd.Series:
+    """Per weight draw, the mean over its inputs of ``logit_grad_l2 ** 2`` (indexed by draw)."""
+    values = _logit_grad_l2(records)
+    return (values**2).groupby(level="draw").mean()
+
+
+def per_draw_norms(records: pd.DataFrame) -> pd.Series:
+    """Per weight draw, the mean over its inputs of ``logit_grad_l2`` (indexed by draw)."""
+    return _logit_grad_l2(records).groupby(level="draw").mean()
 
 
 def _culprit(spec: Spec, mc: float, z_he: float, z_init: float, he: float, init: float) -> str:
@@ -99,8 +109,7 @@ def _culprit(spec: Spec, mc: float, z_he: float, z_init: float, he: float, init:
 def second_moment_check(spec: Spec, records: pd.DataFrame) -> SecondMomentCheck:
     """Compare the engine's records of one spec (one ``logit_grad_l2`` per sample) with Eq. 13."""
     sq = per_draw_squares(records)
-    sub = records[records["quantity"] == "logit_grad_l2"]
-    norms = sub["value"].groupby(sub["draw"]).mean()
+    norms = per_draw_norms(records)
     n = int(sq.size)
     mc, se = float(sq.mean()), float(sq.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     norm, norm_se = float(norms.mean()), float(norms.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan

@@ -186,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
     # Validate everything before the Monte Carlo.
     dims = parse_dims(args.dims)
     specs = specs_from_args(args, dims)
+    if specs[0].num_classes < 2:
+        raise InputError(f"--classes: {specs[0].num_classes} class(es) make the cross-entropy identically 0; give --classes 2 or more")
     eps = parse_eps(args.eps)
     norms = parse_norms(args.norms)
     check_sampling_arguments(args)
@@ -225,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
 
     fig = _plot(lemma2, limits, args.arch)
     text = _report(args, specs, eps, norms, samples, batch, steps, lemma2, within, prop3, prop3_fit, snr, remark1,
-                   limits, elapsed, figure_path.name)
+                   limits, elapsed, figure_path.name, device=device)
     import matplotlib.pyplot as plt
 
     atomic_save_figure(fig, figure_path)
@@ -263,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(args, specs, eps, norms, samples, batch, steps, lemma2, within, prop3, prop3_fit, snr, remark1,
-            limits, elapsed, figure_name) -> str:
+            limits, elapsed, figure_name, *, device) -> str:
     ds = [s.d for s in specs]
     labels = [norm_label(p) for p in norms]
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
@@ -281,7 +283,7 @@ def _report(args, specs, eps, norms, samples, batch, steps, lemma2, within, prop
         "",
         f"- architecture `{args.arch}`, sizes {', '.join(str(s.dim) for s in specs)} (d = {', '.join(map(str, ds))}), "
         f"{samples} weight draws per size x {batch} standard-normal inputs, labels uniform over {specs[0].num_classes}",
-        f"- He initialisation, seed {args.seed}, {args.dtype} on {args.device}; eps_inf in {', '.join(map(str, eps))}; "
+        f"- He initialisation, seed {args.seed}, {args.dtype} on {device}; eps_inf in {', '.join(map(str, eps))}; "
         f"norms {', '.join(labels)}; eps_p = eps_inf d^(1/p) (Eq. 3)",
         f"- PGD: random start, {steps} steps of {args.pgd_step_size} eps_p, projection, final iterate",
         f"- {versions}; {elapsed:.1f} s",
@@ -317,11 +319,17 @@ def _report(args, specs, eps, norms, samples, batch, steps, lemma2, within, prop
         wrows.append(row)
     lines += [markdown_table(["d", *[f"p={n} {a}" for n in labels for a in ("one-step", "PGD")]], wrows)]
     lim_text = ", ".join(f"p = {n}: {v:.4f}" for n, v in limits.items())
+    travel = steps * args.pgd_step_size
+    # The schedule actually run, not the paper's default: the explanation must match the numbers.
+    reach = (
+        f"From a random start, {steps} steps of {args.pgd_step_size:g} eps travel {travel:g} eps, "
+        + ("short of the 2 eps to the far corner of the l_inf cube, hence a limit below 1."
+           if travel < 2 else "enough to reach the far corner of the l_inf cube.")
+    )
     lines += [
         f"PGD reference: on a linear model this PGD schedule reaches, on average, this fraction of the optimum "
         f"eps ||g||_q ({lim_text}; d = {max(ds)}). That is the small-eps limit of the PGD ratio on a net; a "
-        "PGD that converges (e.g. `--pgd-steps 30`) has limit 1. From a random start, 7 steps of 0.2 eps travel "
-        "1.4 eps, short of the 2 eps to the far corner of the l_inf cube, hence 0.91 rather than 1.",
+        f"PGD that converges (e.g. `--pgd-steps 30`) has limit 1. {reach}",
         "",
         "## Proposition 3: augmented vs penalised loss",
         "",

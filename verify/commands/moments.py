@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from graphs.pathsums import spec_edge_count
 from graphs.spec import Spec
 from verify.engine import measure
 from verify.lemma9 import INITS, Lemma9Result, lemma9_test
-from verify.options import add_arch_arguments, add_output_arguments, int_tuple, specs_from_args
+from verify.options import add_arch_arguments, add_output_arguments, int_tuple, positive_int, specs_from_args
 from verify.reporting import atomic_write_text, ensure_writable_dir, format_number, library_versions, markdown_table
 from verify.second_moments import second_moment_check
 
@@ -80,6 +81,7 @@ def _validate(args: argparse.Namespace) -> tuple[list[Spec], tuple[int, int] | N
         raise InputError(f"--alpha {args.alpha}: give a level in (0, 1), e.g. 0.05")
     if not 0.0 < args.rho <= 1.0:
         raise InputError(f"--rho {args.rho}: give a share in (0, 1]")
+    positive_int("--seed", args.seed, 0)  # seeds feed numpy's SeedSequence, which refuses negatives
     shared = None
     if args.shared_layers is not None:
         if args.init != "shared":
@@ -226,11 +228,21 @@ def _report(args, rows: list[dict], results: list[Lemma9Result]) -> str:
     lines += [
         "## Run",
         "",
-        f"- command: `verify {' '.join(sys.argv[1:]) if sys.argv[1:] else 'moments'}`",
+        f"- command: `{_command_line(args)}`",
         f"- seed {args.seed}; " + ", ".join(f"{k} {v}" for k, v in library_versions().items()),
         "",
     ]
     return "\n".join(lines)
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command rebuilt from the parsed options: sys.argv is not ours when main() runs in-process."""
+    parts = ["verify", "moments"]
+    for key, value in vars(args).items():
+        if key in ("func", "command", "json") or value is None:
+            continue
+        parts += [f"--{key.replace('_', '-')}", shlex.quote(str(value))]
+    return " ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:

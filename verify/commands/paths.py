@@ -18,7 +18,7 @@ from graphs.hypotheses import h3_violation_fraction
 from graphs.pathsums import operator_path_sums, output_classes, path_sums_dp, spec_edge_count
 from graphs.spec import IMAGE_FAMILIES, Spec, parse_dims
 from graphs.symmetry import SymmetryVerdict, dag_symmetry_verdict, symmetry_verdict
-from verify.options import add_arch_arguments, add_output_arguments, specs_from_args
+from verify.options import add_arch_arguments, add_output_arguments, positive_int, specs_from_args
 from verify.reporting import (
     atomic_save_figure,
     atomic_write_text,
@@ -143,6 +143,7 @@ def _validate(args: argparse.Namespace) -> tuple[list[Spec], Path]:
     specs = specs_from_args(args, dims)
     if args.trials < 1:
         raise InputError(f"--trials: {args.trials} is not positive; give e.g. --trials 4")
+    positive_int("--seed", args.seed, 0)  # seeds feed numpy's SeedSequence, which refuses negatives
     if args.exact:
         for spec in specs:
             edges = spec_edge_count(spec)
@@ -191,14 +192,22 @@ def _symmetry_cell(v: SymmetryVerdict) -> str:
     return f"yes (p_fp <= {v.false_positive_bound:.1e})"
 
 
+def _table(rows: list[PathRow], *, exact_totals: bool) -> str:
+    """The per-size table of the report and of the terminal (``exact_totals``: Fractions as such)."""
+    headers = ["dim", "d", "Lemma 7 total", "min d*P", "max d*P", "(S)", "H3 violation fraction"]
+    table = []
+    for row in rows:
+        if exact_totals and row.lemma7_exact is not None:
+            total = f"{row.lemma7_exact} (exact)"
+        else:
+            total = format_number(row.lemma7_total, 16)
+        table.append([row.spec.dim, row.spec.d, total, row.dp_min, row.dp_max, _symmetry_cell(row.symmetry), row.h3_fraction])
+    return markdown_table(headers, table)
+
+
 def _markdown(args, rows: list[PathRow], heatmap: Path | None, command: str) -> str:
     spec0 = rows[0].spec
     exact = args.exact
-    headers = ["dim", "d", "Lemma 7 total", "min d*P", "max d*P", "(S)", "H3 violation fraction"]
-    table_rows = []
-    for row in rows:
-        total = (str(row.lemma7_exact) + " (exact)") if row.lemma7_exact is not None else format_number(row.lemma7_total, 16)
-        table_rows.append([row.spec.dim, row.spec.d, total, row.dp_min, row.dp_max, _symmetry_cell(row.symmetry), row.h3_fraction])
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
     randomised = [r for r in rows if r.symmetry.method == "randomised"]
     lines = [
@@ -209,7 +218,7 @@ def _markdown(args, rows: list[PathRow], heatmap: Path | None, command: str) -> 
         f"Architecture at the first size: {spec0.describe()}  ",
         f"Versions: {versions}",
         "",
-        markdown_table(headers, table_rows),
+        _table(rows, exact_totals=True),
         "## How to read this",
         "",
         "- `P(x, o)` is the sum over all paths from input x to logit o of the product of `1/d_p` over the path "
@@ -278,14 +287,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload))
     else:
-        headers = ["dim", "d", "Lemma 7 total", "min d*P", "max d*P", "(S)", "H3 violation fraction"]
-        print(
-            markdown_table(
-                headers,
-                [[r.spec.dim, r.spec.d, format_number(r.lemma7_total, 16), r.dp_min, r.dp_max, _symmetry_cell(r.symmetry), r.h3_fraction] for r in rows],
-            ),
-            end="",
-        )
+        print(_table(rows, exact_totals=False), end="")
         print(f"report: {report}" + (f"\nheatmap: {heatmap}" if heatmap else ""))
     return 0
 

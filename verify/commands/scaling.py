@@ -93,7 +93,7 @@ normal inputs per draw (default {DEFAULT_BATCH}), labels uniform over the classe
 (c the label) and the vulnerabilities eps_p ||d_x L||_q with eps_p = eps_inf d^(1/p),
 p = inf, 2. The slope of log E[Q] against log d is fitted by least squares; its 95% CI is a
 bootstrap over weight draws (inputs of one draw share its weights, so they are averaged
-first). A verdict is 'consistent' when the whole CI lies in predicted +- MARGIN,
+first; draw i of every size comes from (seed, i), so ids are resampled jointly). A verdict is 'consistent' when the whole CI lies in predicted +- MARGIN,
 'inconsistent' when the CI misses that band, 'inconclusive' otherwise (with the draws that
 would likely settle it). ||d_x L||_inf is predicted up to a log factor: it is fitted after
 dividing by sqrt(ln d) (its raw slope is reported too).
@@ -166,7 +166,10 @@ def _parse_quantities(text: str | None) -> list[str]:
 
 def _validate(args: argparse.Namespace):
     dims = parse_dims(args.dims, at_least=2)
-    specs = specs_from_args(args, dims)
+    # Ascending d: the fits sort by d, and every per-size table pairs specs[i] with means[i].
+    specs = sorted(specs_from_args(args, dims), key=lambda s: s.d)
+    if specs[0].num_classes < 2:
+        raise InputError(f"--classes: {specs[0].num_classes} class(es) make the cross-entropy identically 0; give --classes 2 or more")
     check_sampling_arguments(args)
     check_fit_arguments(args)
     if not args.eps_inf > 0 or not math.isfinite(args.eps_inf):
@@ -208,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     report = _markdown(args, specs, status, results, device, wall, png.name)
     md = atomic_write_text(out_dir / f"scaling-{arch}.md", report)
     if args.json:
-        print(json.dumps(_json(args, specs, status, results)))
+        print(json.dumps(_json(args, specs, status, results), allow_nan=False))
     else:
         rows = [[q, p.slope, f.slope, f"[{f.ci_low:.3f}, {f.ci_high:.3f}]", v] for q, p, f, v in results]
         print(markdown_table(["quantity", "predicted", "fitted", "95% CI", "verdict"], rows), end="")
@@ -218,6 +221,12 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - start
     print(f"wall time: {wall:.1f} s", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _finite(value) -> float | None:
+    """A float for JSON, None where there is no number (e.g. no CI): NaN is not JSON."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _json(args, specs: list[Spec], status: list[SizeStatus], results) -> dict:
@@ -234,12 +243,12 @@ def _json(args, specs: list[Spec], status: list[SizeStatus], results) -> dict:
             {
                 "name": q,
                 "predicted_slope": p.slope,
-                "slope": f.slope,
-                "ci_low": f.ci_low,
-                "ci_high": f.ci_high,
+                "slope": _finite(f.slope),
+                "ci_low": _finite(f.ci_low),
+                "ci_high": _finite(f.ci_high),
                 "verdict": v,
-                "means": [float(m) for m in f.means],
-                "stderr": [float(s) for s in f.stderr],
+                "means": [_finite(m) for m in f.means],
+                "stderr": [_finite(s) for s in f.stderr],
             }
             for q, p, f, v in results
         ],
@@ -321,7 +330,8 @@ def _markdown(args, specs, status, results, device, wall: float, png_name: str) 
         f"seed {args.seed} (draw i uses (seed, i))",
         f"- vulnerability budget: eps_inf = {args.eps_inf:g}, eps_p = eps_inf d^(1/p)",
         f"- fit: least squares on log-means, 95% BCa bootstrap over weight draws ({args.n_boot} resamples, "
-        f"seed {args.seed}), margin +-{args.margin:g}",
+        f"seed {args.seed}; draw i of every size comes from (seed, i), so draws are resampled by id jointly across "
+        f"sizes), margin +-{args.margin:g}",
         f"- device: {device} ({torch.get_num_threads()} CPU threads), float32",
         f"- libraries: {', '.join(f'{k} {v}' for k, v in versions.items())}",
         f"- wall time: {wall:.1f} s",
