@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+
+import numpy as np
 import pytest
 
 from verify.cli import COMMANDS, main
+from verify.reporting import json_text
 
 
 def test_help_has_worked_examples(capsys):
@@ -25,3 +30,8 @@ def test_bad_command_lines_exit_2_with_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("verify"), err
+
+
+def test_json_text_is_strict_json():
+    text = json_text({"a": math.nan, "b": [np.float64(1.5), math.inf], "c": np.arange(2), "d": (1, 2)})
+    assert json.loads(text) == {"a": None, "b": [1.5, None], "c": [0, 1], "d": [1, 2]}

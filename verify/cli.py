@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from typing import Sequence
 
@@ -59,8 +60,11 @@ def build_parser() -> ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``verify``; returns the exit status (0 ok, 2 bad input)."""
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
         parser = build_parser()
         args = parser.parse_args(argv)
+        # Reports quote the command that made them; in-process callers have no sys.argv of their own.
+        args.command_line = "verify " + shlex.join(argv)
         if not getattr(args, "func", None):
             names = ", ".join(c.replace("_", "-") for c in COMMANDS)
             raise InputError(f"give a command ({names}); see verify --help")

@@ -6,6 +6,8 @@ failed run never leaves a half-written report behind.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import platform
 import tempfile
@@ -22,6 +24,8 @@ __all__ = [
     "atomic_save_figure",
     "markdown_table",
     "format_number",
+    "json_safe",
+    "json_text",
     "library_versions",
     "resolve_device",
 ]
@@ -139,3 +143,22 @@ def resolve_device(name: str) -> torch.device:
             raise InputError("--device cuda: no CUDA device is available here; use --device cpu or --device auto")
         return torch.device("cuda")
     raise InputError(f"--device {name!r}: choose auto, cpu or cuda")
+
+
+def json_safe(value):
+    """``value`` with numpy scalars and arrays made Python, tuples made lists, and NaN or
+    infinities (no number: e.g. no interval) made None, since they are not JSON."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_text(value) -> str:
+    """Strict JSON (never NaN) for ``--json``."""
+    return json.dumps(json_safe(value), allow_nan=False)

@@ -8,9 +8,7 @@ and Remark 1 (||d_x L||^2 against the error term of the softmax), at He initiali
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -44,6 +42,7 @@ from verify.reporting import (
     atomic_write_text,
     ensure_writable_dir,
     format_number,
+    json_text,
     library_versions,
     markdown_table,
     resolve_device,
@@ -124,21 +123,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _clean(value):
-    """JSON-safe: NaN -> None, numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [_clean(r) for r in frame.to_dict(orient="records")]
+    return frame.to_dict(orient="records")
 
 
 def _ci(m, lo, hi) -> str:
@@ -258,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
             "figure": str(figure_path),
             "elapsed_s": elapsed,
         }
-        print(json.dumps(_clean(out)))
+        print(json_text(out))
     else:
         print(f"wrote {report_path} and {figure_path} ({elapsed:.1f} s)")
     return 0
@@ -269,17 +256,10 @@ def _report(args, specs, eps, norms, samples, batch, steps, lemma2, within, prop
     ds = [s.d for s in specs]
     labels = [norm_label(p) for p in norms]
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
-    # Rebuilt from the parsed options (sys.argv is not ours when called in-process).
-    parts = ["first-order"]
-    for key, value in vars(args).items():
-        if key in ("func", "command", "json") or value is None:
-            continue
-        parts += [f"--{key.replace('_', '-')}", shlex.quote(str(value))]
-    argv = " ".join(parts)
     lines = [
         f"# First-order checks: {args.arch}",
         "",
-        f"Command: `verify {argv}`",
+        f"Command: `{args.command_line}`",
         "",
         f"- architecture `{args.arch}`, sizes {', '.join(str(s.dim) for s in specs)} (d = {', '.join(map(str, ds))}), "
         f"{samples} weight draws per size x {batch} standard-normal inputs, labels uniform over {specs[0].num_classes}",

@@ -10,9 +10,6 @@ Eq. 13's ``E||d_x f_k||_2^2`` by DP on the DAG (exact fractions) next to the ope
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import shlex
 import sys
 from pathlib import Path
 
@@ -24,7 +21,14 @@ from graphs.spec import Spec
 from verify.engine import measure
 from verify.lemma9 import INITS, Lemma9Result, lemma9_test
 from verify.options import add_arch_arguments, add_output_arguments, int_tuple, positive_int, specs_from_args
-from verify.reporting import atomic_write_text, ensure_writable_dir, format_number, library_versions, markdown_table
+from verify.reporting import (
+    atomic_write_text,
+    ensure_writable_dir,
+    format_number,
+    json_text,
+    library_versions,
+    markdown_table,
+)
 from verify.second_moments import second_moment_check
 
 __all__ = ["add_parser", "run", "MAX_EDGES"]
@@ -132,10 +136,10 @@ def _summary(spec: Spec, res: Lemma9Result, exact: dict) -> dict:
         "pure_pool_paths": res.pure_pool_paths,
         "pure_pool_constant": res.pure_pool_ok,
         "rejections": int(res.tests["reject"].sum()),
-        "min_p_mean": _finite(p_mean),
-        "min_p_adj_mean": _finite(padj_mean),
-        "min_p_pair": _finite(p_pair),
-        "min_p_adj_pair": _finite(padj_pair),
+        "min_p_mean": p_mean,
+        "min_p_adj_mean": padj_mean,
+        "min_p_pair": p_pair,
+        "min_p_adj_pair": padj_pair,
         "rejected": rejected,
         "as_expected": None if expected is None else rejected == expected,
         "shared_out_params": res.shared_out_params,
@@ -144,8 +148,6 @@ def _summary(spec: Spec, res: Lemma9Result, exact: dict) -> dict:
     }
 
 
-def _finite(v: float) -> float | None:
-    return None if math.isnan(v) else v
 
 
 def _report(args, rows: list[dict], results: list[Lemma9Result]) -> str:
@@ -228,21 +230,13 @@ def _report(args, rows: list[dict], results: list[Lemma9Result]) -> str:
     lines += [
         "## Run",
         "",
-        f"- command: `{_command_line(args)}`",
+        f"- command: `{args.command_line}`",
         f"- seed {args.seed}; " + ", ".join(f"{k} {v}" for k, v in library_versions().items()),
         "",
     ]
     return "\n".join(lines)
 
 
-def _command_line(args: argparse.Namespace) -> str:
-    """The command rebuilt from the parsed options: sys.argv is not ours when main() runs in-process."""
-    parts = ["verify", "moments"]
-    for key, value in vars(args).items():
-        if key in ("func", "command", "json") or value is None:
-            continue
-        parts += [f"--{key.replace('_', '-')}", shlex.quote(str(value))]
-    return " ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -285,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
         "report": str(path),
     }
     if args.json:
-        print(json.dumps(payload, default=str))
+        print(json_text(payload))
     else:
         for r in rows:
             print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +23,7 @@ from verify.reporting import (
     atomic_write_text,
     ensure_writable_dir,
     format_number,
+    json_text,
     library_versions,
     markdown_table,
 )
@@ -281,28 +281,14 @@ def run(args: argparse.Namespace) -> int:
     heatmap = None
     if arch in IMAGE_FAMILIES:
         heatmap = _heatmap(rows, arch, out_dir / f"paths-{arch}.png")
-    command = "verify " + _reconstruct(args)
+    command = args.command_line
     report = atomic_write_text(out_dir / f"paths-{arch}.md", _markdown(args, rows, heatmap, command))
     payload = {"arch": arch, "padding": specs[0].padding, "rows": [r.as_json() for r in rows]}
     if args.json:
-        print(json.dumps(payload))
+        print(json_text(payload))
     else:
         print(_table(rows, exact_totals=False), end="")
         print(f"report: {report}" + (f"\nheatmap: {heatmap}" if heatmap else ""))
     return 0
 
 
-def _reconstruct(args: argparse.Namespace) -> str:
-    """The command line from the parsed options (the same whether run from a shell or in-process)."""
-    parts = ["paths", f"--arch {args.arch}", f"--dims {args.dims}"]
-    for name in ("padding", "channels", "strides", "kernel", "pool_windows", "widths", "hidden", "max_in_degree", "skip_prob", "dag_seed", "classes"):
-        value = getattr(args, name, None)
-        if value is not None:
-            parts.append(f"--{name.replace('_', '-')} {value}")
-    if args.exact:
-        parts.append("--exact")
-    if args.trials != 4:
-        parts.append(f"--trials {args.trials}")
-    if args.seed != 0:
-        parts.append(f"--seed {args.seed}")
-    return " ".join(parts)

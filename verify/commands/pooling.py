@@ -14,9 +14,7 @@ stride s replaced by ``conv(stride 1) -> ReLU -> avgpool(s)``; the ratio pooled/
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -48,6 +46,7 @@ from verify.reporting import (
     atomic_write_text,
     ensure_writable_dir,
     format_number,
+    json_text,
     library_versions,
     markdown_table,
     resolve_device,
@@ -251,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
     text = _markdown(args, setup, fit, fit_sq, v, v_sq, checks, h_slope_he, h_slope_init, thm11, device, wall, png.name)
     atomic_write_text(md, text)
     if args.json:
-        print(json.dumps(payload))
+        print(json_text(payload))
     else:
         print(
             f"slope of E||d_x f_k||_2 against prod a_i: {fit.slope:+.3f} [{fit.ci_low:+.3f}, {fit.ci_high:+.3f}] "
@@ -384,9 +383,7 @@ def _plot(args, setup, fit: SlopeFit, fit_sq: SlopeFit, v: str, v_sq: str, recor
 
 def _markdown(args, setup, fit, fit_sq, v, v_sq, checks: list[SecondMomentCheck], h_slope_he, h_slope_init, thm11, device, wall, png_name) -> str:
     spec0 = setup.sweep[0]
-    command = "verify " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["pooling"] else None
-    if command is None:
-        command = f"verify pooling --arch {args.arch} --pools {args.pools} --dim {args.dim}"
+    command = args.command_line
     h3 = max(h3_violation_fraction(s) for s in setup.sweep)
     lines = [
         f"# Average pooling: Theorems 10 and 11 on {args.arch}",

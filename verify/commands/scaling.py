@@ -8,9 +8,7 @@ H3 status of the sampled net (a verdict never hides a broken hypothesis).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from verify.reporting import (
     atomic_write_text,
     ensure_writable_dir,
     format_number,
+    json_text,
     library_versions,
     markdown_table,
     resolve_device,
@@ -211,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     report = _markdown(args, specs, status, results, device, wall, png.name)
     md = atomic_write_text(out_dir / f"scaling-{arch}.md", report)
     if args.json:
-        print(json.dumps(_json(args, specs, status, results), allow_nan=False))
+        print(json_text(_json(args, specs, status, results)))
     else:
         rows = [[q, p.slope, f.slope, f"[{f.ci_low:.3f}, {f.ci_high:.3f}]", v] for q, p, f, v in results]
         print(markdown_table(["quantity", "predicted", "fitted", "95% CI", "verdict"], rows), end="")
@@ -222,11 +221,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"wall time: {wall:.1f} s", file=sys.stderr if args.json else sys.stdout)
     return 0
 
-
-def _finite(value) -> float | None:
-    """A float for JSON, None where there is no number (e.g. no CI): NaN is not JSON."""
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _json(args, specs: list[Spec], status: list[SizeStatus], results) -> dict:
@@ -243,12 +237,12 @@ def _json(args, specs: list[Spec], status: list[SizeStatus], results) -> dict:
             {
                 "name": q,
                 "predicted_slope": p.slope,
-                "slope": _finite(f.slope),
-                "ci_low": _finite(f.ci_low),
-                "ci_high": _finite(f.ci_high),
+                "slope": f.slope,
+                "ci_low": f.ci_low,
+                "ci_high": f.ci_high,
                 "verdict": v,
-                "means": [_finite(m) for m in f.means],
-                "stderr": [_finite(s) for s in f.stderr],
+                "means": list(f.means),
+                "stderr": list(f.stderr),
             }
             for q, p, f, v in results
         ],
@@ -307,9 +301,7 @@ def _markdown(args, specs, status, results, device, wall: float, png_name: str) 
     spec0 = specs[0]
     versions = library_versions()
     opts = ", ".join(f"{k}={v}" for k, v in spec0.options.items())
-    command = "verify " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["scaling"] else None
-    if command is None:
-        command = f"verify scaling --arch {args.arch} --dims {args.dims}"
+    command = args.command_line
     s_fails = any(not st.symmetry.symmetric for st in status)
     h3_fails = any(st.h3_fraction > 0 for st in status)
     lines = [
