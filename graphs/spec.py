@@ -200,6 +200,11 @@ def _shapes(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> list[tup
                     f"layer {i}: reflect padding {lay.pad} needs a side larger than {lay.pad}, got {h}; "
                     "use a larger input size or fewer stride-2 layers"
                 )
+            if lay.padding == "circular" and lay.pad > min(h, w):
+                raise SpecError(
+                    f"layer {i}: circular padding {lay.pad} wraps more than once around a {h}x{w} input; "
+                    "use a larger input size or a smaller kernel"
+                )
             ho, wo = _conv_out(h, lay), _conv_out(w, lay)
             if ho < 1 or wo < 1:
                 raise SpecError(f"layer {i}: a {lay.kernel}x{lay.kernel} convolution does not fit a {h}x{w} input")

@@ -151,6 +151,8 @@ def test_batched_equals_unbatched(family, dim, opts, path):
         ("dense", 12, {"widths": (8,)}, "vmap"),
         ("strided-cnn", 8, {"channels": 3, "strides": (1, 2)}, "manual"),
         ("strided-cnn", 8, {"channels": 3, "strides": (1, 2), "padding": "circular"}, "autograd"),
+        ("strided-cnn", 8, {"channels": 3, "strides": (1, 2), "padding": "circular"}, "manual"),
+        ("strided-cnn", 8, {"channels": 3, "strides": (1, 2), "padding": "reflect"}, "manual"),
         ("strided-cnn", 8, {"channels": 3, "strides": (1, 2)}, "vmap"),
         ("random-dag", 10, {"hidden": (6, 6)}, "vmap"),
     ],
@@ -239,7 +241,8 @@ def test_auto_path_and_flop_count():
     convs = [(3, 256), (64, 128), (64, 64), (64, 32), (64, 16), (64, 8)]
     assert forward_flops(cnn) == sum(2 * 64 * n * n * c * 9 for c, n in convs) + 2 * 64 * 8 * 8 * 10
     assert choose_path(cnn, 1) == "manual"
-    assert choose_path(build_spec("strided-cnn", 64, padding="circular"), 1) == "autograd"
+    assert choose_path(build_spec("strided-cnn", 64, padding="circular"), 1) == "manual"
+    assert choose_path(build_spec("random-dag", 4096, hidden=(512, 512)), 64) == "autograd"
     assert choose_path(build_spec("random-dag", 64), 4) == "vmap"
     assert choose_path(build_spec("random-dag", 4096, hidden=(1024, 1024)), 8) == "autograd"
 

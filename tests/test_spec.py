@@ -44,6 +44,7 @@ def test_random_dag_is_a_function_of_seed_and_d():
         ("avgpool-cnn", 128, {"pools": (256, 2, 2, 2, 2)}, "does not tile"),
         ("avgpool-cnn", 128, {"pools": (2, 2)}, "windows"),
         ("strided-cnn", 2, {"padding": "reflect"}, "reflect"),
+        ("strided-cnn", 2, {"padding": "circular", "kernel": 7, "strides": (1, 2)}, "wraps more than once"),
         ("strided-cnn", 32, {"padding": "mirror"}, "unknown padding"),
         ("dense", 8, {"bogus": 1}, "bogus"),
     ],

@@ -26,6 +26,8 @@ SMALL_SPECS = [
         if not (fam == "avgpool-cnn" and n % 4)
     ],
     ("strided-cnn", 6, {"channels": 2, "strides": (2, 3), "kernel": 5, "padding": "reflect", "in_channels": 1, "num_classes": 2}),
+    ("strided-cnn", 5, {"channels": 2, "strides": (1, 2), "kernel": 5, "padding": "circular", "in_channels": 1, "num_classes": 2}),
+    ("strided-cnn", 3, {"channels": 2, "strides": (1, 2), "kernel": 1, "padding": "circular", "in_channels": 2, "num_classes": 2}),
 ]
 
 

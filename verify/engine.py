@@ -7,18 +7,18 @@ whether it is computed alone, in a chunk or in a full run.
 
 Three evaluation paths give the same numbers (to rounding); ``path='auto'`` picks one per spec:
 
-- manual (sequential nets of zero-padded convolutions, average poolings and dense layers,
-  i.e. dense, strided-cnn and avgpool-cnn with zero padding): one forward pass stores each
+- manual (sequential nets of convolutions, average poolings and dense layers, i.e. dense,
+  strided-cnn and avgpool-cnn with any padding): one forward pass stores each
   ReLU output, then ONE backward pass carries both cotangents (softmax - onehot for d_x L,
   onehot for d_x f_c) stacked along the batch axis, through the transposed maps
-  (``convolution_backward`` for the input only, in-place ReLU masking). Image tensors are
+  (``convolution_backward`` for the input only, then the adjoint of circular or reflect
+  padding from ``graphs.layers``; in-place ReLU masking). Image tensors are
   channels-last, which lets oneDNN run the convolutions about three times faster on CPU than
   the default layout. On the 3x256x256 paper net this is 1.2x faster than autograd with the
   same layout and 1.4x+ faster than a per-sample ``autograd.grad`` loop
   (``bench/bench_engine.py``).
 - autograd: ``verify.sampling.input_gradients`` (one forward shared by two backward
-  passes), channels-last; the reference, and the path for circular/reflect padding and
-  random DAGs too large for vmap.
+  passes), channels-last; the reference, and the path for random DAGs too large for vmap.
 - vmap: ``torch.func.vmap`` over draws stacked along a new axis, so one call evaluates many
   draws and per-operation overhead is paid once per stack instead of once per draw.
 
@@ -26,7 +26,7 @@ Measured on 2 CPU cores (``bench/bench_engine.py`` prints it): vmap pays off onl
 nets without convolutions (random-dag: 1.2x, per-draw work is a few small matmuls); for
 dense nets the cost is drawing the weights either way (manual is marginally faster), and for CNNs vmap turns each convolution into a
 grouped one and loses the channels-last kernels (2-3x slower). ``path='auto'`` therefore
-takes manual where it applies (dense and zero-padded CNNs), else vmap for convolution-free
+takes manual where it applies (dense nets and CNNs), else vmap for convolution-free
 nets whose draw costs under ``VMAP_MAX_FLOPS`` (random DAGs), else autograd.
 
 Threads: a draw whose forward pass costs under ``SINGLE_THREAD_FLOPS`` runs on one thread
@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from graphs.errors import InputError
+from graphs.layers import pad_input, pad_input_adjoint
 from graphs.spec import AvgPool2d, Conv2d, Linear, MaskedLinear, Spec
 from verify.model import forward, sample_params
 from verify.sampling import INPUT_KINDS, input_gradients, sample_inputs, sample_labels
@@ -165,13 +166,12 @@ def functional_gradients(spec: Spec, params, x: torch.Tensor, labels: torch.Tens
 
 
 def supports_manual(spec: Spec) -> bool:
-    """Whether ``manual_gradients`` handles ``spec``: a chain of zero-padded convolutions,
-    average poolings and dense layers (no skip connections, no circular/reflect padding)."""
+    """Whether ``manual_gradients`` handles ``spec``: a chain of convolutions (any padding),
+    average poolings and dense layers (no skip connections)."""
     for layer in spec.layers:
         if isinstance(layer, Conv2d):
-            if layer.padding != "zeros":
-                return False
-        elif isinstance(layer, AvgPool2d):
+            continue
+        if isinstance(layer, AvgPool2d):
             if layer.relu:
                 return False
         elif not isinstance(layer, Linear):
@@ -194,7 +194,9 @@ def manual_gradients(spec: Spec, params, x: torch.Tensor, labels: torch.Tensor):
     saved: list[tuple[tuple[int, ...], torch.Tensor | None]] = []
     for layer, w in zip(spec.layers, params):
         shape = tuple(h.shape)
-        if isinstance(layer, Conv2d):
+        if isinstance(layer, Conv2d) and layer.padding != "zeros":
+            h = F.conv2d(pad_input(layer, h), w, stride=layer.stride)
+        elif isinstance(layer, Conv2d):
             h = F.conv2d(h, w, stride=layer.stride, padding=layer.pad)
         elif isinstance(layer, AvgPool2d):
             h = F.avg_pool2d(h, layer.window)
@@ -219,9 +221,18 @@ def manual_gradients(spec: Spec, params, x: torch.Tensor, labels: torch.Tensor):
         elif isinstance(layer, Conv2d):
             # only the shape of the input is read when just the input gradient is asked for
             like = torch.empty(full, dtype=g.dtype, device=g.device, memory_format=channels_last)
+            padded = layer.padding != "zeros"
+            conv_in = like
+            if padded:
+                p = layer.pad
+                conv_in = torch.empty((*full[:2], full[2] + 2 * p, full[3] + 2 * p), dtype=g.dtype, device=g.device)
+                conv_in = conv_in.contiguous(memory_format=channels_last)
             g = torch.ops.aten.convolution_backward(
-                g, like, w, None, [layer.stride] * 2, [layer.pad] * 2, [1, 1], False, [0, 0], 1, [True, False, False]
+                g, conv_in, w, None, [layer.stride] * 2, [0 if padded else layer.pad] * 2, [1, 1], False, [0, 0], 1,
+                [True, False, False],
             )[0]
+            if padded:
+                g = pad_input_adjoint(layer, g, like).contiguous(memory_format=channels_last)
         else:
             like = torch.empty(full, dtype=g.dtype, device=g.device, memory_format=channels_last)
             k = [layer.window] * 2
