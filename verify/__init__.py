@@ -42,7 +42,16 @@ from verify.first_order import (
     summarise_remark1,
     summarise_snr,
 )
-from verify.fit import VERDICTS, SlopeFit, draw_means, fit_power_law, interval_verdict, samples_to_settle, verdict
+from verify.fit import (
+    VERDICTS,
+    SlopeFit,
+    draw_means,
+    fit_power_law,
+    interval_verdict,
+    ols_slope,
+    samples_to_settle,
+    verdict,
+)
 from verify.lemma9 import (
     INITS,
     Lemma9Result,
@@ -151,6 +160,7 @@ __all__ = [
     "measure",
     "measure_first_order",
     "nominal_fan_in",
+    "ols_slope",
     "norm_label",
     "optimal_attack",
     "Params",

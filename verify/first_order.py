@@ -28,6 +28,7 @@ from verify.attacks import (
     parse_norm,
     pgd_attack,
 )
+from verify.fit import ols_slope
 from verify.losses import cross_entropy_loss, prop3_difference
 from verify.model import forward, generator_for, sample_params
 from verify.sampling import input_gradients, sample_inputs, sample_labels
@@ -253,11 +254,6 @@ def largest_eps_within(table: pd.DataFrame, tol: float = 0.1) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _slopes(log_eps: np.ndarray, log_y: np.ndarray) -> np.ndarray:
-    """Least-squares slopes of each row of log_y against log_eps."""
-    xc = log_eps - log_eps.mean()
-    return (log_y - log_y.mean(axis=-1, keepdims=True)) @ xc / (xc @ xc)
-
 
 def summarise_prop3(
     df: pd.DataFrame, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0
@@ -286,13 +282,13 @@ def summarise_prop3(
         means = m.mean(axis=0)
         if len(eps) >= 2 and np.all(means > 0):
             le = np.log(eps)
-            fit["order"] = float(_slopes(le, np.log(means)[None, :])[0])
+            fit["order"] = float(ols_slope(le, np.log(means))[0])
             fit["local_orders"] = [float(v) for v in np.diff(np.log(means)) / np.diff(le)]
             idx = rng.integers(0, m.shape[0], size=(n_boot, m.shape[0]))
             boot = m[idx].mean(axis=1)
             ok = np.all(boot > 0, axis=1)
             if ok.any():
-                s = _slopes(le, np.log(boot[ok]))
+                s = ols_slope(le, np.log(boot[ok]))[0]
                 fit["ci_low"], fit["ci_high"] = (float(v) for v in np.quantile(s, [(1 - level) / 2, (1 + level) / 2]))
         fits.append(fit)
     return pd.DataFrame(rows), pd.DataFrame(fits)

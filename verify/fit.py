@@ -37,6 +37,7 @@ __all__ = [
     "fit_power_law",
     "verdict",
     "interval_verdict",
+    "ols_slope",
     "samples_to_settle",
 ]
 
@@ -87,7 +88,7 @@ def draw_means(records: pd.DataFrame, quantity: str, x: str = "d") -> pd.DataFra
     return sub.groupby([x, "draw"], sort=True)["value"].mean().reset_index()
 
 
-def _ols_slope(logx: np.ndarray, logy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ols_slope(logx: np.ndarray, logy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares slope and intercept along the last axis (vectorised over leading axes)."""
     xc = logx - logx.mean()
     slope = (logy * xc).sum(-1) / (xc**2).sum()
@@ -131,12 +132,12 @@ def fit_power_law(
     stderr = np.array([s.std(ddof=1) / math.sqrt(s.size) if s.size > 1 else math.nan for s in samples])
     logx = np.log(xs)
     correction = log_power * np.log(logx) if log_power else np.zeros_like(logx)
-    slope, intercept = _ols_slope(logx, np.log(means) - correction)
-    raw_slope, _ = _ols_slope(logx, np.log(means))
+    slope, intercept = ols_slope(logx, np.log(means) - correction)
+    raw_slope, _ = ols_slope(logx, np.log(means))
 
     def statistic(*resampled, axis=-1):
         m = np.stack([np.log(r.mean(axis=axis)) for r in resampled], axis=-1)
-        return _ols_slope(logx, m - correction)[0]
+        return ols_slope(logx, m - correction)[0]
 
     lo = hi = math.nan
     if counts.min() >= 2:
