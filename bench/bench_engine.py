@@ -3,16 +3,16 @@
 In one run, on this machine and with the same threads:
 
 1. fp32 matmul GFLOP/s (square ``torch.mm``, best of several): what the cores can do;
-2. the engine's achieved GFLOP/s: ``verify.engine.draw_quantities`` on its auto path
+2. the engine's achieved GFLOP/s: ``verify.engine.draw_quantities`` on its auto backend
    (manual) on whole draws (weights, inputs, one forward and two backward passes per
-   sample, the quantities); also the autograd path (same layout) for reference. FLOPs are
+   sample, the quantities); also the autograd backend (same layout) for reference. FLOPs are
    counted analytically: 3 x the forward pass's multiply-adds x 2 (a backward pass to the
    input costs as many multiply-adds as the forward; weight gradients are not computed);
 3. a plain per-sample loop: ``torch.autograd.grad`` twice per input on an ``nn.Module`` in
    the default (NCHW) layout, the way one would write it without thinking about speed.
 
-It prints both ratios (engine / matmul, engine / loop), then the comparison of paths that
-``path='auto'`` relies on, for a few small nets. The three big timings are interleaved over
+It prints both ratios (engine / matmul, engine / loop), then the comparison of backends that
+``backend='auto'`` relies on, for a few small nets. The three big timings are interleaved over
 ``--repeats`` rounds and the best of each is kept, so a burst of load from other processes
 hits all of them alike.
 
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from graphs.spec import build_spec
-from verify.engine import choose_path, draw_quantities, forward_flops, measure, supports_manual
+from verify.engine import choose_backend, draw_quantities, forward_flops, measure, supports_manual
 from verify.model import build_module
 from verify.sampling import sample_inputs, sample_labels
 
@@ -84,7 +84,7 @@ def main() -> None:
     fns = {
         "matmul": lambda: torch.mm(a, b),
         "engine": lambda: draw_quantities(spec, 0, draws, args.batch, device=device),
-        "autograd": lambda: draw_quantities(spec, 0, draws, args.batch, device=device, path="autograd"),
+        "autograd": lambda: draw_quantities(spec, 0, draws, args.batch, device=device, backend="autograd"),
         "loop": loop_fn(spec, args.batch),
     }
     best = {}
@@ -98,21 +98,21 @@ def main() -> None:
     gf = {k: flops_per_sample / v / 1e9 for k, v in per.items()}
 
     print(f"fp32 matmul (2048^2):            {mm:8.1f} GFLOP/s")
-    print(f"engine (auto path = manual):     {gf['engine']:8.1f} GFLOP/s   {per['engine'] * 1e3:7.1f} ms/sample")
-    print(f"engine, autograd path:           {gf['autograd']:8.1f} GFLOP/s   {per['autograd'] * 1e3:7.1f} ms/sample")
+    print(f"engine (auto backend = manual):  {gf['engine']:8.1f} GFLOP/s   {per['engine'] * 1e3:7.1f} ms/sample")
+    print(f"engine, autograd backend:        {gf['autograd']:8.1f} GFLOP/s   {per['autograd'] * 1e3:7.1f} ms/sample")
     print(f"per-sample autograd.grad loop:   {gf['loop']:8.1f} GFLOP/s   {per['loop'] * 1e3:7.1f} ms/sample")
     print(f"ratio engine / matmul: {gf['engine'] / mm:.2f}   (target >= 0.5)")
     print(f"ratio engine / loop:   {gf['engine'] / gf['loop']:.2f}")
 
-    print("\npaths on small nets (ms per draw of 2 inputs; * = the one path='auto' picks):")
+    print("\nbackends on small nets (ms per draw of 2 inputs; * = the one backend='auto' picks):")
     for family, dim in [("dense", 1024), ("random-dag", 256), ("strided-cnn", 32), ("strided-cnn", 64)]:
         small = build_spec(family, dim)
-        paths = ["autograd", "manual", "vmap"] if supports_manual(small) else ["autograd", "vmap"]
-        auto = choose_path(small, 2)
+        backends = ["autograd", "manual", "vmap"] if supports_manual(small) else ["autograd", "vmap"]
+        auto = choose_backend(small, 2)
         cells = []
-        for path in paths:
-            t = best_of(lambda p=path, s=small: measure([s], samples=16, batch=2, seed=0, path=p, progress=False), 2) / 16
-            cells.append(f"{path}{'*' if path == auto else ' '} {t * 1e3:7.2f}")
+        for backend in backends:
+            t = best_of(lambda b=backend, s=small: measure([s], samples=16, batch=2, seed=0, backend=b, progress=False), 2) / 16
+            cells.append(f"{backend}{'*' if backend == auto else ' '} {t * 1e3:7.2f}")
         print(f"  {family:12s} dim {dim:5d}: " + "   ".join(cells))
 
 

@@ -10,7 +10,7 @@ from graphs.hypotheses import (
     h3_violation_fraction,
     init_variance_from_spec,
 )
-from graphs.layers import apply_linear, layer_input, structural_forward, structural_weight, weight_shape
+from graphs.layers import LAYER_KINDS, apply_linear, layer_from_dict, register_layer
 from graphs.moments import (
     VARIANCES,
     dag_node_factors,
@@ -27,6 +27,7 @@ from graphs.operator import (
     operator_vjp,
     path_sum_factor,
     path_sums_operator,
+    structural_forward,
 )
 from graphs.pathsums import (
     GraphFactor,
@@ -42,6 +43,7 @@ from graphs.pathsums import (
     spec_edge_count,
     topological_order,
 )
+from graphs.rng import Stream, check_seed, generator_for, numpy_rng, seed_entropy
 from graphs.spec import (
     FAMILIES,
     IMAGE_FAMILIES,
@@ -55,7 +57,6 @@ from graphs.spec import (
     avgpool_cnn_spec,
     build_spec,
     dense_spec,
-    nominal_fan_in,
     parse_dims,
     random_dag_spec,
     strided_cnn_spec,
@@ -88,6 +89,7 @@ __all__ = [
     "avgpool_cnn_spec",
     "build_spec",
     "check_h2",
+    "check_seed",
     "Conv2d",
     "CyclicGraphError",
     "dag_node_factors",
@@ -97,6 +99,7 @@ __all__ = [
     "ensure_dag",
     "false_positive_bound",
     "FAMILIES",
+    "generator_for",
     "GraphFactor",
     "h2_violations",
     "h3_violating_nodes",
@@ -115,7 +118,8 @@ __all__ = [
     "is_symmetric_operator",
     "is_symmetric_spec_dag",
     "Layer",
-    "layer_input",
+    "LAYER_KINDS",
+    "layer_from_dict",
     "lemma7_total",
     "lemma8_holds",
     "Linear",
@@ -125,7 +129,7 @@ __all__ = [
     "multiplier_maps",
     "node_layers",
     "NodeFactor",
-    "nominal_fan_in",
+    "numpy_rng",
     "operator_path_sums",
     "operator_vjp",
     "output_classes",
@@ -144,21 +148,22 @@ __all__ = [
     "random_dag_spec",
     "random_prime",
     "randomised_symmetry",
+    "register_layer",
     "scaled_path_sum_range",
     "second_moment_dp",
+    "seed_entropy",
     "second_moment_factor",
     "second_moment_map",
     "Spec",
+    "Stream",
     "spec_edge_count",
     "SpecError",
     "strided_cnn_spec",
     "structural_forward",
-    "structural_weight",
     "symmetry_status",
     "symmetry_verdict",
     "SymmetryVerdict",
     "to_dag",
     "topological_order",
     "VARIANCES",
-    "weight_shape",
 ]

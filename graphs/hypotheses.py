@@ -8,8 +8,8 @@ follows reachability. Without attributes the layer is the longest-path depth, wh
 increases along every edge, so H2 then holds on every DAG.
 
 H3: a random weight into node p has variance ``2 / d_p`` with ``d_p`` the in-degree in the
-DAG. The initialisation uses the *nominal* fan-in of the layer (C_in k^2 for a conv, whatever
-the padding; the mask row sum for a masked layer), so zero padding breaks H3 at the image
+DAG. The initialisation uses the *nominal* fan-in of the layer (``Layer.fan_in``: C_in k^2
+for a conv, whatever the padding; the mask row sum for a masked layer), so zero padding breaks H3 at the image
 boundary, where neurons have fewer in-edges. Reflect padding keeps H3: its parallel edges
 count in the in-degree, and the torch Jacobian gives each its own weight.
 """
@@ -25,7 +25,7 @@ import torch
 
 from graphs.dag import ensure_dag, node_layers
 from graphs.operator import in_degree_maps
-from graphs.spec import Spec, nominal_fan_in
+from graphs.spec import Spec
 
 __all__ = [
     "check_h2",
@@ -72,7 +72,7 @@ def h3_violation_counts(spec: Spec) -> list[tuple[int, int, int]]:
     """
     out = []
     for l, (layer, deg) in enumerate(zip(spec.layers, in_degree_maps(spec)), start=1):
-        nominal = nominal_fan_in(layer)
+        nominal = layer.fan_in()
         if nominal is None:
             continue
         nominal_t = torch.as_tensor(np.asarray(nominal), dtype=deg.dtype).reshape(-1) if isinstance(nominal, np.ndarray) else nominal
@@ -91,7 +91,7 @@ def h3_violation_fraction(spec: Spec) -> float:
 
 def init_variance_from_spec(spec: Spec) -> Callable[[Hashable], Fraction | None]:
     """Node ``(l, i)`` of ``to_dag(spec)`` -> the weight variance its initialisation uses (None for pooling)."""
-    nominal = [nominal_fan_in(layer) for layer in spec.layers]
+    nominal = [layer.fan_in() for layer in spec.layers]
 
     def variance(node: Hashable) -> Fraction | None:
         l, i = node

@@ -57,9 +57,10 @@ import torch
 
 from graphs.errors import InputError
 from graphs.hypotheses import init_variance_from_spec
+from graphs.layers import VARIANCES
 from graphs.operator import NodeFactor, multiplier_maps, operator_vjp
 from graphs.pathsums import path_sums_dp
-from graphs.spec import AvgPool2d, Spec, nominal_fan_in
+from graphs.spec import Spec
 
 __all__ = [
     "VARIANCES",
@@ -71,8 +72,6 @@ __all__ = [
     "second_moment_dp",
 ]
 
-VARIANCES = ("he", "init")
-
 
 def _check_variance(variance: str) -> None:
     if variance not in VARIANCES:
@@ -80,22 +79,14 @@ def _check_variance(variance: str) -> None:
 
 
 def second_moment_factor(spec: Spec, variance: str = "he") -> NodeFactor:
-    """The node factor ``E[w^2] E[sigma^2]`` of Eq. 13 for ``graphs.operator.multiplier_maps``."""
+    """The node factor ``E[w^2] E[sigma^2]`` of Eq. 13 for ``graphs.operator.multiplier_maps``:
+    the layer's ``second_moment`` times the gate's 1/2 where a ReLU follows."""
     _check_variance(variance)
 
     def factor(layer: int, kind: str, degree: torch.Tensor) -> torch.Tensor:
         lay = spec.layers[layer - 1]
         gate = 0.5 if lay.relu else 1.0
-        if isinstance(lay, AvgPool2d):
-            return torch.full_like(degree, gate / lay.area**2)
-        if variance == "he":
-            # A node without in-edges lies on no path; 0 keeps it out instead of dividing by 0.
-            w2 = torch.where(degree > 0, 2.0 / degree.clamp(min=1), torch.zeros_like(degree))
-        else:
-            fan = torch.as_tensor(nominal_fan_in(lay), dtype=degree.dtype, device=degree.device)
-            w2 = (2.0 / fan).reshape(-1, *([1] * (degree.dim() - 1))) if fan.dim() else 2.0 / fan
-            w2 = torch.broadcast_to(w2, degree.shape)
-        return w2 * gate
+        return lay.second_moment(degree, variance) * gate
 
     return factor
 

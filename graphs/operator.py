@@ -13,11 +13,12 @@ from typing import Callable, Sequence
 
 import torch
 
-from graphs.layers import apply_linear, structural_forward, structural_weight
+from graphs.layers import apply_linear
 from graphs.spec import Spec
 
 __all__ = [
     "NodeFactor",
+    "structural_forward",
     "in_degree_maps",
     "multiplier_maps",
     "operator_vjp",
@@ -29,6 +30,15 @@ __all__ = [
 NodeFactor = Callable[[int, str, torch.Tensor], torch.Tensor]
 
 
+def structural_forward(spec: Spec, x: torch.Tensor, multipliers: list[torch.Tensor]) -> torch.Tensor:
+    """The linear network whose edge into node p weighs ``multipliers[l][p]`` (l = layer of p)."""
+    history = [x]
+    for layer, mult in zip(spec.layers, multipliers):
+        w = layer.structural_weight(x.dtype, x.device)
+        history.append(apply_linear(layer, w, history, structural=True) * mult)
+    return history[-1]
+
+
 @torch.no_grad()
 def in_degree_maps(spec: Spec, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> list[torch.Tensor]:
     """In-degree (with multiplicity) of every node of layers 1..L, each of that layer's shape.
@@ -38,7 +48,7 @@ def in_degree_maps(spec: Spec, *, dtype: torch.dtype = torch.float64, device: st
     ones_history = [torch.ones((1, *spec.input_shape), dtype=dtype, device=device)]
     degrees = []
     for layer in spec.layers:
-        out = apply_linear(layer, structural_weight(layer, dtype, device), ones_history, structural=True)
+        out = apply_linear(layer, layer.structural_weight(dtype, device), ones_history, structural=True)
         degrees.append(out[0])
         ones_history.append(torch.ones_like(out))
     return degrees

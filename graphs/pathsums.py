@@ -22,12 +22,11 @@ from fractions import Fraction
 from typing import Callable, Hashable, Mapping, Sequence, Union
 
 import networkx as nx
-import numpy as np
 import torch
 
 from graphs.dag import ensure_dag, input_nodes
 from graphs.operator import in_degree_maps, path_sums_operator
-from graphs.spec import Linear, MaskedLinear, Spec
+from graphs.spec import Spec
 
 __all__ = [
     "GraphFactor",
@@ -195,21 +194,13 @@ def spec_edge_count(spec: Spec) -> int:
 def output_classes(spec: Spec, outputs: Sequence[int] | None = None) -> list[list[int]]:
     """Outputs grouped by identical in-edges: outputs of one group have identical path sums.
 
-    A dense last layer gives one group (every logit reads every unit), so a sum over all
-    paths to every logit costs one backward pass instead of K.
+    The last layer knows (``Layer.output_classes``): a dense last layer gives one group (every
+    logit reads every unit), so a sum over all paths to every logit costs one backward pass
+    instead of K.
     """
     if outputs is None:
         outputs = range(spec.sizes[-1])
-    outputs = list(outputs)
-    last = spec.layers[-1]
-    if isinstance(last, Linear):
-        return [outputs]
-    if isinstance(last, MaskedLinear):
-        groups: dict[bytes, list[int]] = {}
-        for o in outputs:
-            groups.setdefault(np.ascontiguousarray(last.mask[o]).tobytes(), []).append(o)
-        return list(groups.values())
-    return [[o] for o in outputs]
+    return spec.layers[-1].output_classes(list(outputs))
 
 
 def operator_path_sums(spec: Spec, outputs: Sequence[int] | None = None, *, device: str | torch.device = "cpu") -> torch.Tensor:

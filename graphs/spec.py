@@ -1,7 +1,8 @@
 """One declarative architecture spec, from which both the DAG and the torch module are built.
 
-A spec is a tuple of layers applied to one input of shape ``input_shape`` (no batch axis).
-Every layer is linear; ``relu`` says whether a ReLU follows it. Activations are flattened
+A spec is a tuple of layer objects (``graphs.layers``: each kind implements one protocol)
+applied to one input of shape ``input_shape`` (no batch axis). Every layer is linear; ``relu``
+says whether a ReLU follows it. Activations are flattened
 (C-major, as ``torch.flatten`` does) before a dense layer. Node ``(l, i)`` of the DAG is
 entry ``i`` of the flattened output of layer ``l`` (layer 0 is the input), so both views
 index neurons identically.
@@ -9,13 +10,16 @@ index neurons identically.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Any, Callable
 
 import numpy as np
 
 from graphs.errors import SpecError
+from graphs.layers import PADDINGS, AvgPool2d, Conv2d, Layer, Linear, MaskedLinear, Shape
 
 __all__ = [
     "Conv2d",
@@ -23,7 +27,6 @@ __all__ = [
     "Linear",
     "MaskedLinear",
     "Layer",
-    "nominal_fan_in",
     "Spec",
     "FAMILIES",
     "IMAGE_FAMILIES",
@@ -36,96 +39,7 @@ __all__ = [
     "parse_dims",
 ]
 
-PADDINGS = ("zeros", "circular", "reflect")
 PAPER_STRIDES = (1, 2, 2, 2, 2, 2)
-
-
-@dataclass(frozen=True)
-class Conv2d:
-    """``kernel x kernel`` convolution, padding ``kernel // 2`` of the given mode."""
-
-    in_channels: int
-    out_channels: int
-    kernel: int = 3
-    stride: int = 1
-    padding: str = "zeros"
-    relu: bool = True
-
-    @property
-    def pad(self) -> int:
-        return self.kernel // 2
-
-    @property
-    def nominal_fan_in(self) -> int:
-        return self.in_channels * self.kernel * self.kernel
-
-
-@dataclass(frozen=True)
-class AvgPool2d:
-    """Non-overlapping ``window x window`` average pooling: constant weights 1/window^2."""
-
-    window: int
-    relu: bool = False
-
-    @property
-    def area(self) -> int:
-        return self.window * self.window
-
-
-@dataclass(frozen=True)
-class Linear:
-    """Fully connected layer on the flattened previous activation."""
-
-    in_features: int
-    out_features: int
-    relu: bool = True
-
-    @property
-    def nominal_fan_in(self) -> int:
-        return self.in_features
-
-
-@dataclass(frozen=True, eq=False)
-class MaskedLinear:
-    """Sparse dense layer reading the concatenation of the input and *all* earlier layers.
-
-    ``mask[j, s]`` is 1 when neuron ``j`` has an edge from source ``s`` of that concatenation
-    (the flattened input first, then each earlier layer in order). Skip connections are
-    sources outside the previous layer.
-    """
-
-    mask: np.ndarray = field(repr=False)
-    relu: bool = True
-
-    @property
-    def out_features(self) -> int:
-        return int(self.mask.shape[0])
-
-    @property
-    def in_features(self) -> int:
-        return int(self.mask.shape[1])
-
-    @property
-    def fan_in(self) -> np.ndarray:
-        """Per-neuron in-degree; the initialisation uses it, so H3 holds exactly."""
-        return self.mask.sum(axis=1)
-
-
-Layer = Union[Conv2d, AvgPool2d, Linear, MaskedLinear]
-
-
-def nominal_fan_in(layer: Layer) -> np.ndarray | int | None:
-    """The fan-in He initialisation uses: C_in k^2 for a conv (whatever the padding), the
-    number of inputs for a dense layer, each neuron's own in-degree for a masked layer, and
-    None for pooling (constant weights). Where it differs from a node's in-degree in the DAG
-    (zero-padded borders), H3 fails."""
-    if isinstance(layer, Conv2d):
-        return layer.nominal_fan_in
-    if isinstance(layer, Linear):
-        return layer.in_features
-    if isinstance(layer, MaskedLinear):
-        return layer.fan_in
-    return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,66 +83,51 @@ class Spec:
             return "input"
         if layer == len(self.layers):
             return "output"
-        lay = self.layers[layer - 1]
-        if isinstance(lay, AvgPool2d):
-            return "pool"
-        return "relu" if lay.relu else "linear"
+        return self.layers[layer - 1].node_kind()
 
     def describe(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
         return f"{self.family}(dim={self.dim}, d={self.d}{', ' + opts if opts else ''})"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The whole architecture as JSON data: family, dim, input_shape, options and every
+        layer's ``to_dict()`` (a masked layer's mask as nested lists), so two specs with the
+        same dict build the same net."""
+        return {
+            "family": self.family,
+            "dim": int(self.dim),
+            "input_shape": [int(n) for n in self.input_shape],
+            "options": _plain(self.options),
+            "layers": [_plain(layer.to_dict()) for layer in self.layers],
+        }
 
-def _conv_out(n: int, layer: Conv2d) -> int:
-    return (n + 2 * layer.pad - layer.kernel) // layer.stride + 1
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of ``to_dict()`` (sorted keys, no spaces): the key
+        a results store files this architecture under. Equal nets built twice get one key;
+        any change of a layer, a size, an option or a random DAG's mask gives another."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _shapes(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> list[tuple[int, ...]]:
-    shapes = [tuple(input_shape)]
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists and numpy scalars and arrays as Python data (JSON types)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _shapes(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> list[Shape]:
+    shapes: list[Shape] = [tuple(input_shape)]
     for i, lay in enumerate(layers, start=1):
-        prev = shapes[-1]
-        if isinstance(lay, Conv2d):
-            if len(prev) != 3 or prev[0] != lay.in_channels:
-                raise SpecError(f"layer {i}: convolution expects {lay.in_channels} input channels, got shape {prev}")
-            if lay.padding not in PADDINGS:
-                raise SpecError(f"layer {i}: unknown padding {lay.padding!r}; use one of {', '.join(PADDINGS)}")
-            if lay.kernel < 1 or lay.kernel % 2 == 0 or lay.stride < 1:
-                raise SpecError(f"layer {i}: kernel must be odd and positive, stride positive")
-            h, w = prev[1], prev[2]
-            if lay.padding == "reflect" and lay.pad >= min(h, w):
-                raise SpecError(
-                    f"layer {i}: reflect padding {lay.pad} needs a side larger than {lay.pad}, got {h}; "
-                    "use a larger input size or fewer stride-2 layers"
-                )
-            if lay.padding == "circular" and lay.pad > min(h, w):
-                raise SpecError(
-                    f"layer {i}: circular padding {lay.pad} wraps more than once around a {h}x{w} input; "
-                    "use a larger input size or a smaller kernel"
-                )
-            ho, wo = _conv_out(h, lay), _conv_out(w, lay)
-            if ho < 1 or wo < 1:
-                raise SpecError(f"layer {i}: a {lay.kernel}x{lay.kernel} convolution does not fit a {h}x{w} input")
-            shapes.append((lay.out_channels, ho, wo))
-        elif isinstance(lay, AvgPool2d):
-            if len(prev) != 3:
-                raise SpecError(f"layer {i}: pooling needs an image, got shape {prev}")
-            if lay.window < 1 or prev[1] % lay.window or prev[2] % lay.window:
-                raise SpecError(
-                    f"layer {i}: a {lay.window}x{lay.window} pooling window does not tile a "
-                    f"{prev[1]}x{prev[2]} activation; choose an input side divisible by the product of the windows"
-                )
-            shapes.append((prev[0], prev[1] // lay.window, prev[2] // lay.window))
-        elif isinstance(lay, Linear):
-            if math.prod(prev) != lay.in_features:
-                raise SpecError(f"layer {i}: dense layer expects {lay.in_features} inputs, got {math.prod(prev)}")
-            shapes.append((lay.out_features,))
-        elif isinstance(lay, MaskedLinear):
-            available = sum(math.prod(s) for s in shapes)
-            if lay.in_features != available:
-                raise SpecError(f"layer {i}: mask has {lay.in_features} sources, the DAG has {available}")
-            shapes.append((lay.out_features,))
-        else:  # pragma: no cover - guarded by the type
-            raise SpecError(f"layer {i}: unknown layer type {type(lay).__name__}")
+        if not isinstance(lay, Layer):
+            raise SpecError(f"layer {i}: {type(lay).__name__} is not a graphs.layers.Layer")
+        shapes.append(tuple(lay.output_shape(shapes, i)))
     return shapes
 
 

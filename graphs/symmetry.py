@@ -40,10 +40,10 @@ import numpy as np
 import torch
 
 from graphs.dag import input_nodes, output_nodes, to_dag
-from graphs.layers import apply_linear, structural_weight
 from graphs.operator import in_degree_maps, operator_vjp
 from graphs.pathsums import _check, ancestor_order, output_classes, spec_edge_count
-from graphs.spec import MaskedLinear, Spec
+from graphs.rng import Stream, numpy_rng
+from graphs.spec import Spec
 
 __all__ = [
     "Monomial",
@@ -198,19 +198,14 @@ def random_prime(high: int, rng: np.random.Generator) -> int:
             return n
 
 
-def _reads(spec: Spec, l: int) -> list[int]:
-    """Layers whose activations layer ``l`` reads."""
-    return list(range(l)) if isinstance(spec.layers[l - 1], MaskedLinear) else [l - 1]
-
-
 def _layer_vjp(spec: Spec, l: int, cot: torch.Tensor) -> dict[int, torch.Tensor]:
     """Transpose of layer ``l``'s structural (all-ones) linear map applied to ``cot``."""
     layer = spec.layers[l - 1]
-    reads = _reads(spec, l)
+    reads = layer.reads(l)
     batch = cot.shape[0]
     history = [torch.zeros((batch, *spec.shapes[j]), dtype=cot.dtype, device=cot.device, requires_grad=True) for j in reads]
     with torch.enable_grad():
-        out = apply_linear(layer, structural_weight(layer, cot.dtype, cot.device), history, structural=True)
+        out = layer.apply(layer.structural_weight(cot.dtype, cot.device), history, structural=True)
         grads = torch.autograd.grad(out, history, grad_outputs=cot.reshape(out.shape), allow_unused=True)
     return {j: (torch.zeros_like(h) if gr is None else gr) for j, h, gr in zip(reads, history, grads)}
 
@@ -332,7 +327,8 @@ class SymmetryVerdict:
 
 
 def randomised_symmetry(spec: Spec, *, trials: int = 4, seed: int = 0, outputs: Sequence[int] | None = None) -> SymmetryVerdict:
-    """(S) for every output by the randomised identity test; seeded (trial i uses ``(seed, i)``)."""
+    """(S) for every output by the randomised identity test; seeded (trial i draws from
+    ``numpy_rng(Stream.SYMMETRY_TRIAL, seed, i)``, so a trial can be replayed alone)."""
     if trials < 1:
         raise ValueError("trials must be at least 1")
     if outputs is None:
@@ -345,7 +341,7 @@ def randomised_symmetry(spec: Spec, *, trials: int = 4, seed: int = 0, outputs: 
     degrees = _degree_values(spec)
     primes = []
     for t in range(trials):
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), t]))
+        rng = numpy_rng(Stream.SYMMETRY_TRIAL, seed, t)
         p = random_prime(high, rng)
         primes.append(p)
         z = {deg: int(rng.integers(0, p)) for deg in degrees}

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from graphs.rng import Stream, generator_for
 from graphs.spec import build_spec
 from tests.mc import assert_mc_close
 from verify.attacks import (
@@ -20,14 +21,14 @@ from verify.attacks import (
     random_start,
 )
 from verify.losses import cross_entropy_loss
-from verify.model import generator_for, sample_params
+from verify.model import sample_params
 
 NORMS = [math.inf, 2.0, 1.0]
 
 
 def _dyadic(shape, seed: int) -> torch.Tensor:
     """Nonzero multiples of 1/4 in [-2, 2]: sums and products with eps = 1/8 are exact in float64."""
-    g = generator_for(seed, 0)
+    g = generator_for(Stream.WEIGHTS, seed, 0)
     v = torch.randint(1, 9, shape, generator=g).double() / 4
     s = torch.randint(0, 2, shape, generator=g).double() * 2 - 1
     return v * s
@@ -64,9 +65,9 @@ def test_optimal_attack_attains_dual_norm_exactly(p):
 
 @pytest.mark.parametrize("p", NORMS)
 def test_optimal_attack_beats_every_feasible_perturbation(p):
-    g = torch.randn((4, 50), generator=generator_for(2, 0), dtype=torch.float64)
+    g = torch.randn((4, 50), generator=generator_for(Stream.WEIGHTS, 2, 0), dtype=torch.float64)
     best = (g * optimal_attack(g, p, 1.0)).sum(dim=1)
-    z = torch.randn((200, 4, 50), generator=generator_for(2, 1), dtype=torch.float64)
+    z = torch.randn((200, 4, 50), generator=generator_for(Stream.WEIGHTS, 2, 1), dtype=torch.float64)
     z = z / lp_norm(z.reshape(800, 50), p).reshape(200, 4, 1)  # on the unit sphere of the norm
     assert torch.all((z * g).sum(dim=2) <= best * (1 + 1e-12))
 
@@ -80,21 +81,21 @@ def test_optimal_attack_per_sample_eps_and_l1_picks_largest():
 
 @pytest.mark.parametrize("p", [math.inf, 2.0])
 def test_projection_and_random_start_stay_in_the_ball(p):
-    x = torch.randn((5, 30), generator=generator_for(3, 0), dtype=torch.float64) * 3
+    x = torch.randn((5, 30), generator=generator_for(Stream.WEIGHTS, 3, 0), dtype=torch.float64) * 3
     eps = torch.tensor([0.1, 0.5, 1.0, 2.0, 4.0], dtype=torch.float64)
     proj = project(x, p, eps)
     assert torch.all(lp_norm(proj, p) <= eps * (1 + 1e-15))
     torch.testing.assert_close(project(proj, p, eps), proj, rtol=1e-15, atol=0)
-    start = random_start(x, p, eps, generator_for(3, 1))
+    start = random_start(x, p, eps, generator_for(Stream.WEIGHTS, 3, 1))
     assert torch.all(lp_norm(start, p) <= eps * (1 + 1e-15))
-    assert torch.equal(start, random_start(x, p, eps, generator_for(3, 1)))
+    assert torch.equal(start, random_start(x, p, eps, generator_for(Stream.WEIGHTS, 3, 1)))
 
 
 @pytest.mark.parametrize("p", [math.inf, 2.0])
 def test_pgd_without_random_start_reaches_the_linear_optimum_in_the_paper_schedule(p):
     # From 0, 7 steps of 0.2 eps reach the l_inf corner eps sign(g) and the l_2 point eps g/||g||.
     w = _dyadic((8, 40), seed=4)
-    x = torch.randn((8, 40), generator=generator_for(4, 1), dtype=torch.float64)
+    x = torch.randn((8, 40), generator=generator_for(Stream.WEIGHTS, 4, 1), dtype=torch.float64)
     eps = 0.125
     delta = pgd_attack(_linear(w), x, p, eps, random_init=False)
     opt = optimal_attack(w, p, eps)
@@ -106,10 +107,10 @@ def test_pgd_without_random_start_reaches_the_linear_optimum_in_the_paper_schedu
 
 @pytest.mark.parametrize("p, steps", [(math.inf, 10), (2.0, 250)])
 def test_pgd_with_random_start_converges_to_the_linear_optimum(p, steps):
-    w = torch.randn((8, 64), generator=generator_for(5, 0), dtype=torch.float64)
-    x = torch.randn((8, 64), generator=generator_for(5, 1), dtype=torch.float64)
+    w = torch.randn((8, 64), generator=generator_for(Stream.WEIGHTS, 5, 0), dtype=torch.float64)
+    x = torch.randn((8, 64), generator=generator_for(Stream.WEIGHTS, 5, 1), dtype=torch.float64)
     eps = torch.linspace(0.1, 2.0, 8, dtype=torch.float64)
-    delta = pgd_attack(_linear(w), x, p, eps, steps=steps, generator=generator_for(5, 2))
+    delta = pgd_attack(_linear(w), x, p, eps, steps=steps, generator=generator_for(Stream.WEIGHTS, 5, 2))
     opt = optimal_attack(w, p, eps)
     if p == 2.0:
         # The orthogonal part shrinks by about 1/1.2 per step: 250 steps leave nothing in float64.
@@ -125,7 +126,7 @@ def test_pgd_paper_schedule_from_random_start_reaches_91_percent_of_linear_optim
     d, batch = 64, 400
     w = torch.ones((batch, d), dtype=torch.float64)
     x = torch.zeros((batch, d), dtype=torch.float64)
-    delta = pgd_attack(_linear(w), x, "inf", 1.0, steps=7, step_size=0.2, generator=generator_for(6, 0))
+    delta = pgd_attack(_linear(w), x, "inf", 1.0, steps=7, step_size=0.2, generator=generator_for(Stream.WEIGHTS, 6, 0))
     fraction = (w * delta).sum(dim=1) / dual_norm(w, "inf")
     assert_mc_close(fraction.numpy(), 0.91, what="PGD fraction of the l_inf optimum")
 
@@ -136,13 +137,13 @@ def test_pgd_reaches_closed_form_optimum_of_binary_linear_classifier(p):
     # l_p attack is the optimal attack of the constant vector w_k - w_c.
     spec = build_spec("dense", 20, widths=(), num_classes=2)
     (weight,) = sample_params(spec, 7, 0, dtype=torch.float64)
-    x = torch.randn((6, 20), generator=generator_for(7, 1), dtype=torch.float64)
+    x = torch.randn((6, 20), generator=generator_for(Stream.WEIGHTS, 7, 1), dtype=torch.float64)
     labels = torch.tensor([0, 1, 0, 1, 1, 0])
     loss = cross_entropy_loss(spec, [weight], labels)
     direction = weight[1 - labels] - weight[labels]
     eps = 0.3
     best = loss(x + optimal_attack(direction, p, eps))
-    delta = pgd_attack(loss, x, p, eps, steps=250, generator=generator_for(7, 2))
+    delta = pgd_attack(loss, x, p, eps, steps=250, generator=generator_for(Stream.WEIGHTS, 7, 2))
     torch.testing.assert_close(loss(x + delta), best, rtol=1e-12, atol=0)
     assert torch.all(lp_norm(delta, p) <= eps * (1 + 1e-15))
 
@@ -150,6 +151,6 @@ def test_pgd_reaches_closed_form_optimum_of_binary_linear_classifier(p):
 def test_pgd_rejects_bad_arguments():
     x = torch.zeros((2, 3), dtype=torch.float64)
     with pytest.raises(ValueError):
-        pgd_attack(_linear(x), x, 1, 0.1, generator=generator_for(0, 0))
+        pgd_attack(_linear(x), x, 1, 0.1, generator=generator_for(Stream.WEIGHTS, 0, 0))
     with pytest.raises(ValueError):
         pgd_attack(_linear(x), x, "inf", 0.1)  # random start without a generator

@@ -1,4 +1,4 @@
-"""The Monte Carlo engine: gradients, reproducibility, evaluation paths, and the slopes of dense nets."""
+"""The Monte Carlo engine: gradients, reproducibility, evaluation backends, and the slopes of dense nets."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.mc import assert_mc_close
 from verify.engine import (
     EPS_INF,
     QUANTITIES,
-    choose_path,
+    choose_backend,
     forward_flops,
     functional_gradients,
     manual_gradients,
@@ -121,7 +121,7 @@ def test_measure_matches_direct_computation_in_float64():
 
 
 @pytest.mark.parametrize(
-    "family,dim,opts,path",
+    "family,dim,opts,backend",
     [
         ("random-dag", 10, {"hidden": (6, 6), "max_in_degree": 4}, "autograd"),
         ("random-dag", 10, {"hidden": (6, 6), "max_in_degree": 4}, "vmap"),
@@ -129,9 +129,9 @@ def test_measure_matches_direct_computation_in_float64():
         ("avgpool-cnn", 8, {"channels": 3, "strides": (1, 2)}, "manual"),
     ],
 )
-def test_batched_equals_unbatched(family, dim, opts, path):
+def test_batched_equals_unbatched(family, dim, opts, backend):
     spec = _spec(family, dim, opts)
-    rec = measure([spec], samples=3, batch=4, seed=1, dtype=torch.float64, path=path, progress=False)
+    rec = measure([spec], samples=3, batch=4, seed=1, dtype=torch.float64, backend=backend, progress=False)
     for draw in range(3):
         params = sample_params(spec, 1, draw, dtype=torch.float64)
         x = sample_inputs(spec, 1, draw, 4, dtype=torch.float64)
@@ -144,7 +144,7 @@ def test_batched_equals_unbatched(family, dim, opts, path):
 
 
 @pytest.mark.parametrize(
-    "family,dim,opts,path",
+    "family,dim,opts,backend",
     [
         ("dense", 12, {"widths": (8,)}, "autograd"),
         ("dense", 12, {"widths": (8,)}, "manual"),
@@ -157,15 +157,15 @@ def test_batched_equals_unbatched(family, dim, opts, path):
         ("random-dag", 10, {"hidden": (6, 6)}, "vmap"),
     ],
 )
-def test_chunked_alone_and_full_runs_agree(family, dim, opts, path):
+def test_chunked_alone_and_full_runs_agree(family, dim, opts, backend):
     spec = _spec(family, dim, opts)
-    kw = dict(batch=3, seed=2, dtype=torch.float64, path=path, progress=False)
+    kw = dict(batch=3, seed=2, dtype=torch.float64, backend=backend, progress=False)
     full = measure([spec], samples=5, **kw)
     chunked = measure([spec], samples=5, chunk=1, **kw)
     pd.testing.assert_frame_equal(full, chunked, check_exact=False, rtol=1e-12)
     alone = measure([spec], samples=1, draws=[3], **kw).reset_index(drop=True)
     part = full[full.draw == 3].reset_index(drop=True)
-    if path != "vmap":
+    if backend != "vmap":
         # one draw is always evaluated with the same shapes: bit for bit the same numbers
         pd.testing.assert_frame_equal(part, alone, check_exact=True)
     else:
@@ -188,13 +188,13 @@ def test_float32_draw_alone_is_bitwise_identical():
         ("random-dag", 12, {"hidden": (8, 8)}),
     ],
 )
-def test_all_paths_agree(family, dim, opts):
+def test_all_backends_agree(family, dim, opts):
     spec = _spec(family, dim, opts)
     kw = dict(samples=4, batch=3, seed=4, dtype=torch.float64, progress=False)
-    reference = measure([spec], path="autograd", **kw)
-    paths = ["vmap", "manual"] if supports_manual(spec) else ["vmap"]
-    for path in paths:
-        pd.testing.assert_frame_equal(reference, measure([spec], path=path, **kw), check_exact=False, rtol=1e-12)
+    reference = measure([spec], backend="autograd", **kw)
+    backends = ["vmap", "manual"] if supports_manual(spec) else ["vmap"]
+    for backend in backends:
+        pd.testing.assert_frame_equal(reference, measure([spec], backend=backend, **kw), check_exact=False, rtol=1e-12)
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers():
@@ -232,19 +232,19 @@ def test_bad_arguments_raise_input_errors():
     with pytest.raises(InputError):
         use_vmap(spec, 1, "fast")
     with pytest.raises(InputError):
-        choose_path(build_spec("random-dag", 8), 1, "manual")
+        choose_backend(build_spec("random-dag", 8), 1, "manual")
 
 
-def test_auto_path_and_flop_count():
+def test_auto_backend_and_flop_count():
     cnn = build_spec("strided-cnn", 256)
     # 3x256x256, 64 channels, strides 1,2,2,2,2,2: sum of 2 * outputs * C_in * 9, plus the dense layer
     convs = [(3, 256), (64, 128), (64, 64), (64, 32), (64, 16), (64, 8)]
     assert forward_flops(cnn) == sum(2 * 64 * n * n * c * 9 for c, n in convs) + 2 * 64 * 8 * 8 * 10
-    assert choose_path(cnn, 1) == "manual"
-    assert choose_path(build_spec("strided-cnn", 64, padding="circular"), 1) == "manual"
-    assert choose_path(build_spec("random-dag", 4096, hidden=(512, 512)), 64) == "autograd"
-    assert choose_path(build_spec("random-dag", 64), 4) == "vmap"
-    assert choose_path(build_spec("random-dag", 4096, hidden=(1024, 1024)), 8) == "autograd"
+    assert choose_backend(cnn, 1) == "manual"
+    assert choose_backend(build_spec("strided-cnn", 64, padding="circular"), 1) == "manual"
+    assert choose_backend(build_spec("random-dag", 4096, hidden=(512, 512)), 64) == "autograd"
+    assert choose_backend(build_spec("random-dag", 64), 4) == "vmap"
+    assert choose_backend(build_spec("random-dag", 4096, hidden=(1024, 1024)), 8) == "autograd"
 
 
 def test_logit_gradient_norm_squared_has_expectation_two_for_dense_nets():

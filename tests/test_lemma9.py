@@ -11,6 +11,7 @@ import torch
 
 from graphs.dag import input_nodes, output_nodes, to_dag
 from graphs.layers import apply_linear
+from graphs.rng import Stream, generator_for
 from graphs.spec import build_spec
 from tests.mc import assert_mc_close
 from verify.cli import main
@@ -26,7 +27,7 @@ from verify.lemma9 import (
     sample_shared_params,
     shared_out_parameters,
 )
-from verify.model import generator_for, init_params
+from verify.model import init_params
 
 
 def _holm_definition(p):
@@ -73,7 +74,7 @@ def test_path_products_sum_to_the_linear_jacobian():
     """Summed over every path x -> o, path products are d o / d x of the net without ReLUs."""
     spec = build_spec("random-dag", 3, hidden=(4, 3), max_in_degree=3, skip_prob=0.5)
     g = to_dag(spec)
-    params = init_params(spec, generator_for(5, 0), dtype=torch.float64)
+    params = init_params(spec, generator_for(Stream.WEIGHTS, 5, 0), dtype=torch.float64)
     x = torch.zeros((1, spec.d), dtype=torch.float64, requires_grad=True)
     history = [x]
     for layer, w in zip(spec.layers, params):

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from graphs.dag import to_dag
-from graphs.layers import apply_linear, weight_shape
+from graphs.layers import apply_linear
 from graphs.operator import in_degree_maps
-from graphs.spec import build_spec, nominal_fan_in
+from graphs.spec import build_spec
 from tests.mc import assert_mc_close
 from verify.model import build_module, forward, sample_params
 
@@ -47,7 +47,7 @@ def test_dag_edges_are_the_layer_jacobians(case):
     sizes = spec.sizes
     shapes = spec.shapes
     for l, layer in enumerate(spec.layers, start=1):
-        shape = weight_shape(layer)
+        shape = layer.weight_shape()
         if shape is None:
             w = None
             param_value = None
@@ -109,7 +109,7 @@ def test_initialisation_variance_is_two_over_nominal_fan_in(family, dim, opts):
     spec = build_spec(family, dim, **opts)
     params = sample_params(spec, seed=11, draw=0, dtype=torch.float64)
     for layer, w in zip(spec.layers, params):
-        fan = nominal_fan_in(layer)
+        fan = layer.fan_in()
         if w is None:
             assert fan is None
             continue

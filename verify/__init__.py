@@ -15,12 +15,12 @@ from verify.attacks import (
 )
 from verify.cli import main
 from verify.engine import (
+    BACKENDS,
     EPS_INF,
-    PATHS,
     QUANTITIES,
     SINGLE_THREAD_FLOPS,
     VMAP_MAX_FLOPS,
-    choose_path,
+    choose_backend,
     draw_quantities,
     forward_flops,
     functional_gradients,
@@ -68,16 +68,7 @@ from verify.lemma9 import (
     shared_out_parameters,
 )
 from verify.losses import augmented_loss, cross_entropy_loss, penalized_loss, prop3_difference
-from verify.model import (
-    Params,
-    SpecNet,
-    build_module,
-    forward,
-    generator_for,
-    init_params,
-    nominal_fan_in,
-    sample_params,
-)
+from verify.model import Params, SpecNet, build_module, forward, init_params, sample_params
 from verify.options import (
     add_arch_arguments,
     add_fit_arguments,
@@ -115,10 +106,11 @@ __all__ = [
     "atomic_write_text",
     "ATTACK_NORMS",
     "augmented_loss",
+    "BACKENDS",
     "build_module",
     "check_fit_arguments",
     "check_sampling_arguments",
-    "choose_path",
+    "choose_backend",
     "combined_z",
     "count_paths",
     "cross_entropy_loss",
@@ -135,7 +127,6 @@ __all__ = [
     "forward",
     "forward_flops",
     "functional_gradients",
-    "generator_for",
     "holm",
     "init_params",
     "INITS",
@@ -159,7 +150,6 @@ __all__ = [
     "markdown_table",
     "measure",
     "measure_first_order",
-    "nominal_fan_in",
     "ols_slope",
     "norm_label",
     "optimal_attack",
@@ -167,7 +157,6 @@ __all__ = [
     "parse_dims",
     "parse_norm",
     "path_products",
-    "PATHS",
     "penalized_loss",
     "per_draw_norms",
     "per_draw_squares",

@@ -19,6 +19,7 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
+from graphs.rng import Stream, generator_for, numpy_rng
 from graphs.spec import Spec
 from verify.attacks import (
     dual_norm,
@@ -30,7 +31,7 @@ from verify.attacks import (
 )
 from verify.fit import ols_slope
 from verify.losses import cross_entropy_loss, prop3_difference
-from verify.model import forward, generator_for, sample_params
+from verify.model import forward, sample_params
 from verify.sampling import input_gradients, sample_inputs, sample_labels
 
 __all__ = [
@@ -48,8 +49,8 @@ __all__ = [
 
 RECORD_COLUMNS = ["arch", "dim", "d", "draw", "sample", "norm", "attack", "eps_inf", "eps", "quantity", "value"]
 
-# Keys of generator_for(seed, draw, _PGD_STREAM, norm code, eps index); 1 and 2 are inputs and labels.
-_PGD_STREAM = 3
+# PGD's random start of (draw, norm, eps index) draws from Stream.PGD_START with keys
+# (draw, _NORM_CODE[norm], eps index); the codes are part of the published numbers.
 _NORM_CODE = {"inf": 0, "2": 1, "1": 2}
 _GRAM_BUDGET_BYTES = 1 << 27
 
@@ -168,7 +169,7 @@ def measure_first_order(
                         _rows(frame, base, "prediction", pred, attack="one-step", **keys)
                         _rows(frame, base, "increase", inc, attack="one-step", **keys)
                         _rows(frame, base, "delta_l2", lp_norm(delta, 2.0), attack="one-step", **keys)
-                        gen = generator_for(seed, draw, _PGD_STREAM, _NORM_CODE[label], j)
+                        gen = generator_for(Stream.PGD_START, seed, draw, _NORM_CODE[label], j)
                         delta = pgd_attack(loss_fn, x, p, e_p, steps=pgd_steps, step_size=pgd_step_size, generator=gen)
                         with torch.no_grad():
                             inc = loss_fn(x + delta) - loss0
@@ -196,7 +197,7 @@ def pgd_linear_efficiency(
     the paper's 7 x 0.2 eps schedule from a random start gives less (about 0.91 for l_inf).
     """
     p = parse_norm(p)
-    gen = generator_for(seed, 0)
+    gen = generator_for(Stream.LINEAR_PGD, seed)
     w = torch.randn((batch, d), generator=gen, dtype=torch.float64)
 
     def loss(x: torch.Tensor) -> torch.Tensor:
@@ -268,7 +269,7 @@ def summarise_prop3(
     keys = ["arch", "d", "norm"]
     per_draw = sub.groupby([*keys, "eps_inf", "eps", "draw"], as_index=False)["value"].mean()
     rows, fits = [], []
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(Stream.BOOTSTRAP, seed)
     for key, grp in per_draw.groupby(keys, sort=True):
         mat = grp.pivot(index="draw", columns="eps", values="value").sort_index(axis=1)
         eps = mat.columns.to_numpy(float)
@@ -315,7 +316,7 @@ def summarise_remark1(
     equal the directly measured mean ``||d_x f_k||_2^2``. Intervals: bootstrap over draws
     (regressions), t over draws (direct mean, mean cosine between distinct logit gradients).
     """
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(Stream.BOOTSTRAP, seed)
     piv = df[df["quantity"].isin(["q_term", "grad_l2_sq", "logit_grad_sq", "logit_grad_cos"])].pivot_table(
         index=["arch", "d", "draw", "sample"], columns="quantity", values="value"
     )

@@ -43,9 +43,9 @@ from tqdm.auto import tqdm
 
 from graphs.dag import input_nodes, output_nodes, to_dag
 from graphs.errors import InputError
-from graphs.layers import weight_shape
+from graphs.rng import Stream, generator_for, numpy_rng
 from graphs.spec import Spec
-from verify.model import Params, generator_for, init_params, nominal_fan_in
+from verify.model import Params, init_params
 
 __all__ = [
     "INITS",
@@ -188,17 +188,17 @@ def shared_out_parameters(g: nx.MultiDiGraph) -> int:
 
 def random_layers(spec: Spec) -> list[int]:
     """Layers (1-based) that have random weights."""
-    return [l for l, lay in enumerate(spec.layers, start=1) if nominal_fan_in(lay) is not None]
+    return [l for l, lay in enumerate(spec.layers, start=1) if lay.weight_shape() is not None]
 
 
 def sample_shared_params(spec: Spec, seed: int, draw: int, *, layers: tuple[int, int], rho: float) -> Params:
     """He weights, except that ``layers`` share a common Gaussian component (see the module doc)."""
-    params = init_params(spec, generator_for(seed, draw), dtype=torch.float64)
-    s = torch.randn((), generator=generator_for(seed, draw, 3), dtype=torch.float64)
+    params = init_params(spec, generator_for(Stream.WEIGHTS, seed, draw), dtype=torch.float64)
+    s = torch.randn((), generator=generator_for(Stream.SHARED_COMPONENT, seed, draw), dtype=torch.float64)
     for l in layers:
         w = params[l - 1]
         lay = spec.layers[l - 1]
-        fan = torch.as_tensor(nominal_fan_in(lay), dtype=torch.float64)
+        fan = torch.as_tensor(lay.fan_in(), dtype=torch.float64)
         sd = torch.sqrt(2.0 / fan)
         if sd.dim():
             sd = sd.unsqueeze(1)
@@ -228,7 +228,7 @@ def draw_values(spec: Spec, params: Sequence[tuple], draws: int, sampler, progre
     gather: list[tuple[int, np.ndarray, torch.Tensor]] = []
     for l in sorted({p[0] for p in params}):
         cols = np.array([j for j, p in enumerate(params) if p[0] == l])
-        shape = weight_shape(spec.layers[l - 1])
+        shape = spec.layers[l - 1].weight_shape()
         flat = torch.as_tensor([int(np.ravel_multi_index(params[j][1:], shape)) for j in cols])
         gather.append((l, cols, flat))
     out = np.empty((draws, len(params)), dtype=np.float64)
@@ -332,7 +332,7 @@ def lemma9_test(
                 f"--shared-layers {','.join(map(str, shared_layers))}: give two distinct layers with random weights, among {rand}"
             )
     g = to_dag(spec)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 9]))
+    rng = numpy_rng(Stream.PATH_SAMPLE, seed)
     counts = count_paths(g)
     xs = input_nodes(g)
     if len(xs) > max_inputs:
@@ -349,7 +349,7 @@ def lemma9_test(
     if init == "he":
 
         def sampler(i: int) -> Params:
-            return init_params(spec, generator_for(seed, i), dtype=torch.float64)
+            return init_params(spec, generator_for(Stream.WEIGHTS, seed, i), dtype=torch.float64)
 
     else:
 

@@ -3,24 +3,22 @@
 Weights are a list (one entry per layer, ``None`` for pooling) so that many draws can be
 stacked and mapped over with ``torch.func.vmap``. Randomness is an argument: weights are
 drawn from a ``torch.Generator`` on the CPU (so a seed gives the same numbers on every
-device) and then moved.
+device) and then moved; draw i of a run seeded by ``seed`` is
+``generator_for(Stream.WEIGHTS, seed, i)`` (``graphs.rng``).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from graphs.layers import apply_linear, weight_shape
-from graphs.spec import MaskedLinear, Spec, nominal_fan_in
+from graphs.rng import Stream, generator_for
+from graphs.spec import Spec
 
 __all__ = [
     "Params",
-    "generator_for",
-    "nominal_fan_in",
     "init_params",
     "sample_params",
     "forward",
@@ -29,14 +27,6 @@ __all__ = [
 ]
 
 Params = list  # list[torch.Tensor | None], one entry per layer
-
-
-def generator_for(seed: int, *keys: int) -> torch.Generator:
-    """A CPU generator for stream ``(seed, *keys)``: sample i of a run is ``generator_for(seed, i)``."""
-    state = np.random.SeedSequence([int(seed), *[int(k) for k in keys]]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
 
 
 def init_params(
@@ -48,22 +38,14 @@ def init_params(
 ) -> Params:
     """He initialisation: mean 0, variance 2 / fan_in, Gaussian, every layer (the last included).
 
-    Masked layers zero the weights off the mask, so the tensors are exactly the DAG's edges.
+    Each layer draws its own weights (``Layer.init_weight``) from ``generator``, in layer
+    order, in float64; masked layers zero the weights off the mask, so the tensors are
+    exactly the DAG's edges.
     """
     params: Params = []
     for layer in spec.layers:
-        shape = weight_shape(layer)
-        if shape is None:
-            params.append(None)
-            continue
-        w = torch.randn(shape, generator=generator, dtype=torch.float64)
-        fan = nominal_fan_in(layer)
-        if isinstance(layer, MaskedLinear):
-            mask = torch.as_tensor(layer.mask, dtype=torch.float64)
-            w = w * mask * torch.sqrt(2.0 / torch.as_tensor(fan, dtype=torch.float64)).unsqueeze(1)
-        else:
-            w = w * (2.0 / fan) ** 0.5
-        params.append(w.to(dtype=dtype, device=device))
+        w = layer.init_weight(generator)
+        params.append(None if w is None else w.to(dtype=dtype, device=device))
     return params
 
 
@@ -71,14 +53,14 @@ def sample_params(
     spec: Spec, seed: int, draw: int, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
 ) -> Params:
     """Weight draw number ``draw`` of a run seeded by ``seed`` (reproducible on its own)."""
-    return init_params(spec, generator_for(seed, draw), dtype=dtype, device=device)
+    return init_params(spec, generator_for(Stream.WEIGHTS, seed, draw), dtype=dtype, device=device)
 
 
 def forward(spec: Spec, params: Sequence[torch.Tensor | None], x: torch.Tensor) -> torch.Tensor:
     """Logits for a batch ``x`` of shape ``(B, *spec.input_shape)``; returns ``(B, K)``."""
     history = [x]
-    for layer, w in zip(spec.layers, params):
-        h = apply_linear(layer, w, history)
+    for l, (layer, w) in enumerate(zip(spec.layers, params), start=1):
+        h = layer.apply(w, [history[j] for j in layer.reads(l)])
         if layer.relu:
             h = torch.relu(h)
         history.append(h)

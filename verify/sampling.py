@@ -1,9 +1,9 @@
 """Inputs, labels and per-sample input gradients for one weight draw.
 
-Every sampler takes ``(seed, draw)``: weights of draw i come from ``generator_for(seed, i)``
-(see ``verify.model``), its inputs from ``generator_for(seed, i, 1)`` and its labels from
-``generator_for(seed, i, 2)``, so any draw can be recomputed alone. Random numbers are drawn
-on the CPU and moved, so a seed gives the same numbers on every device.
+Every sampler takes ``(seed, draw)``: weights of draw i come from the ``Stream.WEIGHTS``
+stream (see ``verify.model``), its inputs from ``Stream.INPUTS`` and its labels from
+``Stream.LABELS`` (``graphs.rng``), so any draw can be recomputed alone. Random numbers are
+drawn on the CPU and moved, so a seed gives the same numbers on every device.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from graphs.errors import InputError
+from graphs.rng import Stream, generator_for
 from graphs.spec import Spec
-from verify.model import forward, generator_for
+from verify.model import forward
 
 __all__ = ["INPUT_KINDS", "sample_inputs", "sample_labels", "InputGradients", "input_gradients"]
 
@@ -44,7 +45,7 @@ def sample_inputs(
 ) -> torch.Tensor:
     """``batch`` inputs of draw ``draw``: standard normal, or normal base inputs at natural size
     ``base_dim`` upsampled to ``spec.dim`` by copying (the same base images at every size)."""
-    g = generator_for(seed, draw, 1)
+    g = generator_for(Stream.INPUTS, seed, draw)
     if kind == "normal":
         x = torch.randn((batch, *spec.input_shape), generator=g, dtype=torch.float64)
     elif kind == "upsampled":
@@ -65,7 +66,7 @@ def sample_inputs(
 
 def sample_labels(spec: Spec, seed: int, draw: int, batch: int, *, device: str | torch.device = "cpu") -> torch.Tensor:
     """Labels uniform over the K classes for draw ``draw``."""
-    g = generator_for(seed, draw, 2)
+    g = generator_for(Stream.LABELS, seed, draw)
     return torch.randint(0, spec.num_classes, (batch,), generator=g).to(device)
 
 

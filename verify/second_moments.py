@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from graphs.moments import predicted_logit_grad_sq
-from graphs.spec import AvgPool2d, Conv2d, Spec
+from graphs.spec import Spec
 
 __all__ = ["SecondMomentCheck", "per_draw_norms", "per_draw_squares", "second_moment_check", "combined_z"]
 
@@ -78,8 +78,9 @@ def per_draw_norms(records: pd.DataFrame) -> pd.Series:
 
 
 def _culprit(spec: Spec, mc: float, z_he: float, z_init: float, he: float, init: float) -> str:
-    conv = any(isinstance(l, Conv2d) for l in spec.layers)
-    pool = any(isinstance(l, AvgPool2d) for l in spec.layers)
+    # Eq. 13 is exact without weight sharing (convolutions) and constant weights (pooling)
+    conv = any(l.shares_weights for l in spec.layers)
+    pool = any(l.constant_weight is not None for l in spec.layers)
     if abs(z_init) <= Z_LIMIT:
         rel = (mc - init) / init
         # Without convolutions or pooling Eq. 13 is exact: a large relative gap there is noise, not H1.

@@ -1,7 +1,12 @@
-"""The ``verify`` command: ``main(argv=None) -> int``, one sub-command per module.
+"""The ``verify`` command: ``main(argv=None) -> int``, one thin module per sub-command.
 
-Bad input anywhere (argparse, spec building, file system) ends in one line on stderr and
-exit status 2; nothing is written.
+Each sub-command module defines ``add_parser(subparsers)`` (whose defaults set ``func``) and
+``run(args) -> int``, and does only this: parse, build a config, call the check function,
+render the result, write it. Modules import torch and the checks inside ``run`` so that
+``verify --help`` stays fast.
+
+Bad input anywhere (argparse, spec building, the file system) ends in one line on stderr and
+exit status 2, with nothing written.
 """
 
 from __future__ import annotations
@@ -13,31 +18,32 @@ import sys
 from typing import Sequence
 
 from graphs.errors import InputError
+from verify.cli.options import ArgumentParser
+from verify.version import __version__
 
-__all__ = ["main", "ArgumentParser", "COMMANDS"]
+__all__ = ["main", "entry_point", "build_parser", "COMMANDS"]
 
-# Each module exposes ``add_parser(subparsers) -> ArgumentParser`` whose defaults set ``func``.
-COMMANDS = ("scaling", "paths", "pooling", "moments", "first_order")
+# command name -> module; aliases keep old spellings working for scripts.
+COMMANDS: dict[str, str] = {
+    "scaling": "verify.cli.scaling",
+    "paths": "verify.commands.paths",
+    "pooling": "verify.commands.pooling",
+    "moments": "verify.commands.moments",
+    "first-order": "verify.commands.first_order",
+}
 
 EPILOG = """\
 examples:
   verify scaling --arch strided-cnn --dims 32,64,128,256
-  verify scaling --arch dense --dims 64,256,1024,4096 --samples 32 --json
+  verify scaling --arch dense --dims 64,256,1024,4096 --draws 32 --json
   verify paths --arch strided-cnn --dims 16,32 --padding circular
   verify paths --arch random-dag --dims 8,12 --exact
-  verify pooling --arch avgpool-cnn --pools 1,2,4,8 --dim 128
-  verify moments --arch random-dag --dims 6
+  verify pooling --arch avgpool-cnn --pools 1,2,4,8 --dims 128
+  verify lemma9 --arch random-dag --dims 6
   verify first-order --arch dense --dims 256,1024,4096 --eps 1e-4,1e-3,1e-2,1e-1
 
 Run `verify COMMAND --help` for each command's options and worked examples.
 """
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one ``InputError`` line instead of exiting."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise InputError(f"{self.prog}: {message}; see {self.prog} --help")
 
 
 def build_parser() -> ArgumentParser:
@@ -51,14 +57,15 @@ def build_parser() -> ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"verify {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    for name in COMMANDS:
-        importlib.import_module(f"verify.commands.{name}").add_parser(sub)
+    for module in dict.fromkeys(COMMANDS.values()):
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``verify``; returns the exit status (0 ok, 2 bad input)."""
+    """Run ``verify``; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         parser = build_parser()
@@ -66,13 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Reports quote the command that made them; in-process callers have no sys.argv of their own.
         args.command_line = "verify " + shlex.join(argv)
         if not getattr(args, "func", None):
-            names = ", ".join(c.replace("_", "-") for c in COMMANDS)
-            raise InputError(f"give a command ({names}); see verify --help")
+            raise InputError(f"give a command ({', '.join(COMMANDS)}); see verify --help")
         return int(args.func(args) or 0)
     except InputError as exc:
         print(f"verify: error: {exc}", file=sys.stderr)
         return 2
-    except SystemExit as exc:  # --help exits 0 through argparse
+    except SystemExit as exc:  # --help and --version exit 0 through argparse
         return int(exc.code or 0)
     except KeyboardInterrupt:
         print("verify: interrupted; no report written", file=sys.stderr)
@@ -81,7 +87,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry_point() -> None:
     sys.exit(main())
-
-
-if __name__ == "__main__":
-    entry_point()

@@ -1,0 +1,46 @@
+"""Layer kinds: one protocol (``base.Layer``), one module per kind, one registry.
+
+Importing this package registers the four built-in kinds in ``LAYER_KINDS``. A new kind is a
+``Layer`` subclass decorated with ``register_layer``, in its own module (or a test); the
+spec, the DAG, the operator form, the moments, the torch module and the engine then handle
+it through the protocol.
+"""
+
+from graphs.layers.base import (
+    LAYER_KINDS,
+    NODE_KINDS,
+    VARIANCES,
+    Edge,
+    Layer,
+    Shape,
+    apply_linear,
+    layer_from_dict,
+    register_layer,
+    require_weight,
+)
+from graphs.layers.conv import Conv2d
+from graphs.layers.linear import Linear
+from graphs.layers.masked import MaskedLinear
+from graphs.layers.padding import PADDINGS, pad_input, pad_input_adjoint, padded_source
+from graphs.layers.pool import AvgPool2d
+
+__all__ = [
+    "apply_linear",
+    "AvgPool2d",
+    "Conv2d",
+    "Edge",
+    "Layer",
+    "LAYER_KINDS",
+    "layer_from_dict",
+    "Linear",
+    "MaskedLinear",
+    "NODE_KINDS",
+    "pad_input",
+    "pad_input_adjoint",
+    "padded_source",
+    "PADDINGS",
+    "register_layer",
+    "require_weight",
+    "Shape",
+    "VARIANCES",
+]

@@ -1,0 +1,162 @@
+"""2-d convolution with zeros, circular or reflect padding (``kernel // 2`` on each side)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from graphs.errors import SpecError
+from graphs.layers.base import Edge, Layer, Shape, register_layer, require_weight
+from graphs.layers.padding import PADDINGS, pad_input, pad_input_adjoint, padded_source
+
+__all__ = ["Conv2d"]
+
+
+@register_layer
+@dataclass(frozen=True)
+class Conv2d(Layer):
+    """``kernel x kernel`` convolution, padding ``kernel // 2`` of the given mode."""
+
+    kind: ClassVar[str] = "conv2d"
+
+    in_channels: int
+    out_channels: int
+    kernel: int = 3
+    stride: int = 1
+    padding: str = "zeros"
+    relu: bool = True
+
+    @property
+    def pad(self) -> int:
+        return self.kernel // 2
+
+    def _out(self, n: int) -> int:
+        return (n + 2 * self.pad - self.kernel) // self.stride + 1
+
+    # ------------------------------------------------------------------ structure
+
+    def output_shape(self, shapes: Sequence[Shape], index: int) -> Shape:
+        prev = shapes[index - 1]
+        if len(prev) != 3 or prev[0] != self.in_channels:
+            raise SpecError(f"layer {index}: convolution expects {self.in_channels} input channels, got shape {prev}")
+        if self.padding not in PADDINGS:
+            raise SpecError(f"layer {index}: unknown padding {self.padding!r}; use one of {', '.join(PADDINGS)}")
+        if self.kernel < 1 or self.kernel % 2 == 0 or self.stride < 1:
+            raise SpecError(f"layer {index}: kernel must be odd and positive, stride positive")
+        h, w = prev[1], prev[2]
+        if self.padding == "reflect" and self.pad >= min(h, w):
+            raise SpecError(
+                f"layer {index}: reflect padding {self.pad} needs a side larger than {self.pad}, got {h}; "
+                "use a larger input size or fewer stride-2 layers"
+            )
+        if self.padding == "circular" and self.pad > min(h, w):
+            raise SpecError(
+                f"layer {index}: circular padding {self.pad} wraps more than once around a {h}x{w} input; "
+                "use a larger input size or a smaller kernel"
+            )
+        ho, wo = self._out(h), self._out(w)
+        if ho < 1 or wo < 1:
+            raise SpecError(f"layer {index}: a {self.kernel}x{self.kernel} convolution does not fit a {h}x{w} input")
+        return (self.out_channels, ho, wo)
+
+    # ------------------------------------------------------------------ weights
+
+    def weight_shape(self) -> Shape:
+        return (self.out_channels, self.in_channels, self.kernel, self.kernel)
+
+    def fan_in(self) -> int:
+        """``C_in k^2`` whatever the padding: zero-padded border neurons have fewer in-edges (H3 fails there)."""
+        return self.in_channels * self.kernel * self.kernel
+
+    @property
+    def shares_weights(self) -> bool:
+        return True
+
+    # ------------------------------------------------------------------ exact side
+
+    def dag_edges(self, index: int, shapes: Sequence[Shape]) -> Iterator[Edge]:
+        cin, h, w = shapes[index - 1]
+        cout, ho, wo = shapes[index]
+        k, s, p = self.kernel, self.stride, self.pad
+        src = index - 1
+        for oy in range(ho):
+            for ox in range(wo):
+                for ky in range(k):
+                    iy = padded_source(oy * s + ky - p, h, self.padding)
+                    if iy is None:
+                        continue
+                    for kx in range(k):
+                        ix = padded_source(ox * s + kx - p, w, self.padding)
+                        if ix is None:
+                            continue
+                        for co in range(cout):
+                            dst = (co * ho + oy) * wo + ox
+                            for ci in range(cin):
+                                yield src, (ci * h + iy) * w + ix, dst, {
+                                    "weight_kind": "random",
+                                    "param": (index, co, ci, ky, kx),
+                                    "value": None,
+                                }
+
+    # ------------------------------------------------------------------ torch side
+
+    def apply(self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False) -> torch.Tensor:
+        (h,) = inputs
+        w = require_weight(self, weight)
+        if self.padding == "zeros":
+            return F.conv2d(h, w, stride=self.stride, padding=self.pad)
+        return F.conv2d(pad_input(h, self.pad, self.padding), w, stride=self.stride)
+
+    def input_vjp(self, weight: torch.Tensor | None, cotangent: torch.Tensor, input_shape: Shape) -> torch.Tensor:
+        channels_last = torch.channels_last
+        g = cotangent
+        # convolution_backward reads only the shape of the input when only its gradient is asked for
+        like = torch.empty(input_shape, dtype=g.dtype, device=g.device, memory_format=channels_last)
+        padded = self.padding != "zeros"
+        conv_in = like
+        if padded:
+            p = self.pad
+            n, c, h, w = input_shape
+            conv_in = torch.empty((n, c, h + 2 * p, w + 2 * p), dtype=g.dtype, device=g.device)
+            conv_in = conv_in.contiguous(memory_format=channels_last)
+        g = torch.ops.aten.convolution_backward(
+            g, conv_in, require_weight(self, weight), None, [self.stride] * 2, [0 if padded else self.pad] * 2, [1, 1], False, [0, 0], 1,
+            [True, False, False],
+        )[0]
+        if padded:
+            g = pad_input_adjoint(g, self.pad, self.padding, like).contiguous(memory_format=channels_last)
+        return g
+
+    def flops(self, in_shapes: Sequence[Shape], out_shape: Shape) -> int:
+        return 2 * math.prod(out_shape) * self.in_channels * self.kernel**2
+
+    # ------------------------------------------------------------------ reporting
+
+    def hypotheses_broken(self) -> tuple[str, ...]:
+        # Only what no exact check measures: reflect padding makes one weight connect a
+        # border pixel to two neurons (two perfectly correlated weights from one node).
+        # (S) and H3 depend on the sizes and are measured on the net (graphs.symmetry,
+        # graphs.hypotheses); H1 holds for a convolution only approximately (its kernel is
+        # shared across positions), which the Monte Carlo against Eq. 13 measures.
+        if self.pad and self.padding == "reflect":
+            return ("H5",)
+        return ()
+
+    def describe(self) -> str:
+        relu = ", relu" if self.relu else ""
+        return f"conv2d({self.in_channels}->{self.out_channels}, k{self.kernel}, s{self.stride}, {self.padding}{relu})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "in_channels": int(self.in_channels),
+            "out_channels": int(self.out_channels),
+            "kernel": int(self.kernel),
+            "stride": int(self.stride),
+            "padding": str(self.padding),
+            "relu": bool(self.relu),
+        }

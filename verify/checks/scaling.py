@@ -1,0 +1,319 @@
+"""Theorems 4, 5 and Corollary 6: how input gradients and vulnerability grow with d.
+
+``check_scaling(config)`` samples He-initialised nets at several input sizes, measures the
+per-sample input-gradient norms (``verify.engine``), fits the exponent of each quantity
+against d (``verify.stats``) and compares it with the prediction (``verify.theory``), next to
+the exact hypotheses of every sampled net (``graphs``), so that no verdict is read without
+them:
+
+- (S) exactly, or by the randomised identity test whose "fails" is a certificate;
+- (S-bounded), what Corollary 6's slopes need: the range of ``d * P(x, o)`` stable in d (it
+  is judged on the two largest sizes, ``verify.theory.DP_BOUND_RATIO``);
+- H3 as the fraction of random-weight neurons whose in-degree differs from the fan-in the
+  initialisation divides by (zero padding's border);
+- H5 and the others that a layer kind breaks by construction (reflect padding puts one
+  weight on two out-edges of a border node).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pandas as pd
+
+from graphs.errors import InputError
+from graphs.spec import Spec
+from verify.results import Claim, Verdict
+from verify.stats import SlopeFit, band_verdict, fit_power_law, samples_to_settle
+from verify.theory import DP_BOUND_RATIO, EPS_INF, SCALING_PREDICTIONS, SCALING_QUANTITIES, Prediction
+
+__all__ = [
+    "DEFAULT_DRAWS",
+    "DEFAULT_BATCH",
+    "INPUT_KINDS",
+    "ScalingConfig",
+    "SizeStatus",
+    "QuantityResult",
+    "ScalingResult",
+    "size_status",
+    "hypothesis_status",
+    "HypothesisStatus",
+    "check_scaling",
+]
+
+# Chosen from a profile of the main command on 2 CPU cores. One sample (forward + two
+# backward passes) of the 3x256x256 net costs ~57 ms, ~3/4 of the per-sample cost over
+# 32,64,128,256; the exact (S)/H3 checks, fits and plot add ~8 s. 160 draws x 2 inputs keep
+# the run near half a minute on an idle machine and give 95% intervals about +-0.01 wide.
+# Draws, not inputs, set the interval: measured on this net, a draw's mean over B inputs has
+# relative variance ~0.085^2 + 0.19^2 / B, so extra inputs per draw buy little once B = 2.
+DEFAULT_DRAWS = 160
+DEFAULT_BATCH = 2
+INPUT_KINDS = ("normal", "upsampled")
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """What to sample: ``specs`` (one family, several sizes) and how."""
+
+    specs: tuple[Spec, ...]
+    draws: int = DEFAULT_DRAWS
+    batch: int = DEFAULT_BATCH
+    seed: int = 0
+    inputs: str = "normal"
+    quantities: tuple[str, ...] = SCALING_QUANTITIES
+    eps_inf: float = EPS_INF
+    margin: float = 0.05
+    n_boot: int = 2000
+
+    def __post_init__(self) -> None:
+        specs = tuple(sorted(self.specs, key=lambda s: s.d))
+        object.__setattr__(self, "specs", specs)
+        if len(specs) < 2:
+            raise InputError("a slope needs at least two sizes; give e.g. --dims 32,64,128")
+        if len({s.family for s in specs}) != 1:
+            raise InputError("every spec of a scaling check must come from one family")
+        if len({s.d for s in specs}) != len(specs):
+            raise InputError("two sizes give the same d; give distinct sizes")
+        if specs[0].d < 2:
+            raise InputError(
+                "d = 1 leaves no dimension to scale (the maximum of one coordinate is no maximum); give sizes with d >= 2"
+            )
+        if specs[0].num_classes < 2:
+            raise InputError(
+                f"--classes: {specs[0].num_classes} class(es) make the cross-entropy identically 0; give --classes 2 or more"
+            )
+        unknown = [q for q in self.quantities if q not in SCALING_PREDICTIONS]
+        if unknown or not self.quantities:
+            raise InputError(
+                f"--quantities: unknown {', '.join(map(repr, unknown)) or 'empty list'}; choose from {', '.join(SCALING_QUANTITIES)}"
+            )
+        object.__setattr__(self, "quantities", tuple(dict.fromkeys(self.quantities)))
+        if self.draws < 2:
+            raise InputError(
+                f"--draws: {self.draws} is too small (an interval needs spread between weight draws); give an integer >= 2"
+            )
+        if self.batch < 1:
+            raise InputError(f"--batch: {self.batch} is too small; give an integer >= 1")
+        if self.inputs not in INPUT_KINDS:
+            raise InputError(f"--inputs {self.inputs!r}: choose one of {', '.join(INPUT_KINDS)}")
+        if self.inputs == "upsampled":
+            base = specs[0].dim
+            bad = [s.dim for s in specs if s.dim % base]
+            if bad:
+                raise InputError(
+                    f"--inputs upsampled: sizes {bad} are not multiples of the smallest size {base}; use e.g. --dims 32,64,128"
+                )
+        if not (math.isfinite(self.eps_inf) and self.eps_inf > 0):
+            raise InputError(f"--eps-inf: {self.eps_inf} is not positive; give e.g. --eps-inf 0.005")
+        if not (math.isfinite(self.margin) and self.margin > 0):
+            raise InputError(f"--margin: {self.margin} is not positive; give e.g. --margin 0.05")
+
+    @property
+    def family(self) -> str:
+        return self.specs[0].family
+
+    def settings(self) -> dict:
+        """Every setting that changes the numbers (for the JSON ``run`` and the report)."""
+        s0 = self.specs[0]
+        return {
+            "arch": s0.family,
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.options.items()},
+            "dims": [s.dim for s in self.specs],
+            "d": [s.d for s in self.specs],
+            "draws": self.draws,
+            "batch": self.batch,
+            "seed": self.seed,
+            "inputs": self.inputs,
+            "quantities": list(self.quantities),
+            "eps_inf": self.eps_inf,
+            "margin": self.margin,
+            "n_boot": self.n_boot,
+        }
+
+
+@dataclass(frozen=True)
+class SizeStatus:
+    """The exact side at one size: (S), H3, the range of d * P(x, o), structural breaks."""
+
+    dim: int
+    d: int
+    symmetric: bool
+    symmetry_method: str  # "dag-polynomial" (exact) or "randomised"
+    false_positive_bound: float
+    h3_fraction: float
+    dp_min: float
+    dp_max: float
+    structural: tuple[str, ...]  # hypotheses the layer kinds break by construction
+
+
+def size_status(spec: Spec) -> SizeStatus:
+    """(S), H3, d * P(x, o) range and structural breaks of one spec (exact side, full size)."""
+    from graphs.hypotheses import h3_violation_fraction
+    from graphs.pathsums import operator_path_sums
+    from graphs.symmetry import symmetry_verdict
+
+    scaled = spec.d * operator_path_sums(spec).numpy()
+    sym = symmetry_verdict(spec)
+    structural = tuple(sorted({h for layer in spec.layers for h in layer.hypotheses_broken()}))
+    return SizeStatus(
+        spec.dim,
+        spec.d,
+        bool(sym.symmetric),
+        sym.method,
+        float(sym.false_positive_bound),
+        float(h3_violation_fraction(spec)),
+        float(scaled.min()),
+        float(scaled.max()),
+        structural,
+    )
+
+
+@dataclass(frozen=True)
+class HypothesisStatus:
+    """The hypotheses over all sizes: which fail, and whether the weak (S) holds."""
+
+    symmetric: bool
+    bounded: bool  # (S-bounded) on the two largest sizes
+    h3_fraction: float  # largest over the sizes
+    structural: tuple[str, ...]
+
+    @property
+    def broken(self) -> tuple[str, ...]:
+        out = list(self.structural)
+        if not self.symmetric:
+            out.append("(S)")
+        if not self.bounded:
+            out.append("(S-bounded)")
+        if self.h3_fraction > 0:
+            out.append("H3")
+        return tuple(sorted(set(out)))
+
+
+def hypothesis_status(status: Sequence[SizeStatus]) -> HypothesisStatus:
+    """Summarise the per-size exact side (``verify.theory.DP_BOUND_RATIO`` for (S-bounded))."""
+    symmetric = all(s.symmetric for s in status)
+    if symmetric:
+        bounded = True
+    elif len(status) < 2:
+        bounded = False
+    else:
+        a, b = status[-2], status[-1]
+        ratios = [b.dp_min / a.dp_min if a.dp_min > 0 else math.inf, b.dp_max / a.dp_max if a.dp_max > 0 else math.inf]
+        bounded = all(1 / DP_BOUND_RATIO <= r <= DP_BOUND_RATIO for r in ratios) and b.dp_min > 0
+    structural = tuple(sorted({h for s in status for h in s.structural}))
+    return HypothesisStatus(symmetric, bounded, max(s.h3_fraction for s in status), structural)
+
+
+@dataclass(frozen=True)
+class QuantityResult:
+    """One quantity: the prediction, the fitted power law, and the claim made of it."""
+
+    prediction: Prediction
+    fit: SlopeFit
+    claim: Claim
+    draws_to_settle: int | None
+
+
+@dataclass(frozen=True)
+class ScalingResult:
+    """Everything ``check_scaling`` measured and concluded."""
+
+    config: ScalingConfig
+    status: tuple[SizeStatus, ...]
+    hypotheses: HypothesisStatus
+    quantities: tuple[QuantityResult, ...]
+    records: pd.DataFrame = field(repr=False)
+
+    @property
+    def claims(self) -> list[Claim]:
+        return [q.claim for q in self.quantities]
+
+    def fits(self) -> dict[str, SlopeFit]:
+        return {q.prediction.quantity: q.fit for q in self.quantities}
+
+
+def _claim(pred: Prediction, fit: SlopeFit, hyp: HypothesisStatus, config: ScalingConfig) -> tuple[Claim, int | None]:
+    verdict = band_verdict(fit.interval, pred.slope, config.margin)
+    # Corollary 6's slopes need only d * P(x, o) bounded uniformly in d, not exact (S).
+    needed = tuple("(S-bounded)" if h == "(S)" else h for h in pred.hypotheses)
+    broken = tuple(h for h in hyp.broken if h in needed)
+    notes = []
+    if pred.needs_symmetry and not hyp.symmetric:
+        if hyp.bounded:
+            notes.append("(S) fails, but d*P(x,o) stays bounded, which is all Cor. 6 needs")
+        else:
+            notes.append("(S) fails and d*P(x,o) is not stable in d: not implied")
+    settle = None
+    if verdict is Verdict.INCONCLUSIVE:
+        settle = samples_to_settle(fit.interval, fit.slope, int(fit.draws.min()), pred.slope, config.margin)
+        notes.append(
+            f"~{settle} draws per size would likely settle it"
+            if settle
+            else "slope on the band's edge: >100x the draws needed"
+        )
+    if fit.correction:
+        notes.append(f"fit of E[Q] / E max|Z_i| over d normals; raw slope {fit.raw_slope:+.3f}")
+    claim = Claim(
+        name=pred.quantity,
+        statement=f"{pred.statement} (slope {pred.slope:+g} against log d)",
+        predicted=pred.slope,
+        estimate=fit.slope,
+        interval=fit.interval,
+        verdict=verdict,
+        hypotheses_needed=needed,
+        hypotheses_broken=broken,
+        note="; ".join(notes),
+    )
+    return claim, settle
+
+
+def check_scaling(
+    config: ScalingConfig,
+    *,
+    rt=None,
+    progress: bool = False,
+    records: pd.DataFrame | None = None,
+    status: Sequence[SizeStatus] | None = None,
+) -> ScalingResult:
+    """Run the scaling check. ``records`` (long format, e.g. from a store) skips the Monte
+    Carlo; ``status`` skips the exact side. ``rt`` is a ``verify.runtime.Runtime``."""
+    from verify.engine import measure
+
+    specs = config.specs
+    if status is None:
+        status = [size_status(s) for s in specs]
+    hyp = hypothesis_status(status)
+    if records is None:
+        records = measure(
+            specs,
+            draws=config.draws,
+            batch=config.batch,
+            seed=config.seed,
+            inputs=config.inputs,
+            eps_inf=config.eps_inf,
+            rt=rt,
+            progress=progress,
+        )
+    _check_alive(records, config.quantities)
+    results = []
+    for q in config.quantities:
+        pred = SCALING_PREDICTIONS[q]
+        fit = fit_power_law(records, q, "d", n_boot=config.n_boot, seed=config.seed, correction=pred.correction)
+        claim, settle = _claim(pred, fit, hyp, config)
+        results.append(QuantityResult(pred, fit, claim, settle))
+    return ScalingResult(config, tuple(status), hyp, tuple(results), records)
+
+
+def _check_alive(records: pd.DataFrame, quantities: Sequence[str]) -> None:
+    """A size whose every draw has a zero gradient (every ReLU path dead) has no log-mean."""
+    sub = records[records["quantity"].isin(list(quantities))]
+    means = sub.groupby(["quantity", "dim"])["value"].mean()
+    dead = sorted({int(dim) for (_, dim), m in means.items() if not m > 0})
+    if dead:
+        raise InputError(
+            f"at size(s) {dead} every weight draw has a zero input gradient (every ReLU path dead), so there is no "
+            "power law to fit; use wider layers (--widths, --channels) or more --draws"
+        )

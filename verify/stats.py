@@ -1,0 +1,357 @@
+"""The toolkit's statistics, in one place: bootstrap, t interval, least squares, Holm, verdicts.
+
+Every interval a report prints comes from here, and every verdict from ``band_verdict`` (or,
+for a family of hypothesis tests, ``test_verdict``), so there is one method per job:
+
+- ``bootstrap_interval``: ``scipy.stats.bootstrap`` with BCa (percentile where BCa is
+  undefined, e.g. a constant sample), *paired* whenever the samples share their draws. The
+  independent unit of every Monte Carlo here is the weight draw: inputs of one draw share its
+  weights, and draw i of every size (or of two nets) comes from the same stream
+  ``(seed, i)``, so a CNN's kernels, which have the same shape at every size, are the very
+  same numbers (the per-draw means of the 16 and 32 pixel strided CNN correlate at about
+  0.47; a strided and a pooled net at about 0.9). Draws with equal ids are resampled jointly.
+- ``t_interval``: the mean of independent per-draw values.
+- ``ols_slope``: least squares along the last axis, vectorised over bootstrap resamples.
+- ``holm``: step-down adjusted p-values (family-wise error, any dependence).
+- ``band_verdict``: consistent when the whole interval lies in ``predicted +- margin``,
+  inconsistent when it misses that band, inconclusive otherwise or without an interval.
+
+Power laws. ``fit_power_law`` fits ``log E[Q]`` against ``log x`` through the per-x means of
+the per-draw means; the 95% interval of the slope is the paired BCa bootstrap over draw ids.
+It is calibrated from about 100 draws per size on (``tests/verify/test_stats.py`` measures
+the coverage); with ~40 draws it under-covers (about 85%), as bootstrap intervals of skewed
+means do. A prediction that holds up to a known factor (``||g||_inf``: the maximum of d
+coordinates, see ``expected_max_abs_normal``) is fitted after dividing the means by that
+factor (``correction``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from verify.results import Interval, Verdict
+
+__all__ = [
+    "DEFAULT_LEVEL",
+    "DEFAULT_N_BOOT",
+    "SlopeFit",
+    "band_verdict",
+    "bootstrap_interval",
+    "draw_means",
+    "expected_max_abs_normal",
+    "fit_power_law",
+    "holm",
+    "ols_slope",
+    "samples_to_settle",
+    "same_draws",
+    "t_interval",
+    "test_verdict",
+]
+
+DEFAULT_LEVEL = 0.95
+DEFAULT_N_BOOT = 2000
+
+
+# ----------------------------------------------------------------------------- primitives
+
+
+def ols_slope(logx: np.ndarray, logy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares slope and intercept of ``logy`` on ``logx`` along the last axis
+    (vectorised over leading axes, e.g. bootstrap resamples)."""
+    logx = np.asarray(logx, dtype=np.float64)
+    logy = np.asarray(logy, dtype=np.float64)
+    xc = logx - logx.mean()
+    slope = (logy * xc).sum(-1) / (xc**2).sum()
+    intercept = logy.mean(-1) - slope * logx.mean()
+    return slope, intercept
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control under any dependence)."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    m = p.size
+    if m == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    scaled = (m - np.arange(m)) * p[order]
+    adjusted = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out
+
+
+def t_interval(values: Sequence[float] | np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[float, Interval]:
+    """Mean of independent values and its Student t interval (NaN bounds below two values)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64).ravel()
+    m = float(v.mean()) if v.size else math.nan
+    if v.size < 2:
+        return m, Interval(math.nan, math.nan, level, "t")
+    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return m, Interval(m - half, m + half, level, "t")
+
+
+def bootstrap_interval(
+    samples: Sequence[np.ndarray],
+    statistic: Callable[..., np.ndarray],
+    *,
+    paired: bool,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+    method: str = "BCa",
+) -> Interval:
+    """Bootstrap interval of ``statistic(*samples, axis=-1)`` (vectorised over resamples).
+
+    ``paired``: value k of every sample comes from the same draw, and draws are resampled
+    jointly (one index set for all samples). BCa by default; where BCa is undefined (a
+    constant sample, too few distinct values) the percentile interval; NaN bounds when
+    neither exists. Resampling is seeded by ``seed`` (the ``BOOTSTRAP`` stream of
+    ``graphs.rng``).
+    """
+    from scipy import stats
+
+    from graphs.rng import Stream, numpy_rng
+
+    arrays = [np.asarray(s, dtype=np.float64) for s in samples]
+    if any(a.size < 2 for a in arrays):
+        return Interval(math.nan, math.nan, level, f"{method} bootstrap")
+    methods = (method, "percentile") if method != "percentile" else ("percentile",)
+    for m in methods:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = stats.bootstrap(
+                arrays,
+                statistic,
+                n_resamples=int(n_boot),
+                confidence_level=level,
+                method=m,
+                vectorized=True,
+                paired=paired,
+                rng=numpy_rng(Stream.BOOTSTRAP, seed),
+            )
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if math.isfinite(lo) and math.isfinite(hi):
+            return Interval(
+                lo, hi, level, f"{m} bootstrap" + (", paired over draws" if paired and len(arrays) > 1 else "")
+            )
+    return Interval(math.nan, math.nan, level, f"{method} bootstrap")
+
+
+def band_verdict(interval: Interval, predicted: float, margin: float) -> Verdict:
+    """The one verdict rule for an estimate against a prediction (module docstring)."""
+    if not margin > 0:
+        raise ValueError(f"margin must be positive, got {margin}")
+    if not interval.finite:
+        return Verdict.INCONCLUSIVE
+    band_lo, band_hi = predicted - margin, predicted + margin
+    if band_lo <= interval.low and interval.high <= band_hi:
+        return Verdict.CONSISTENT
+    if interval.high < band_lo or interval.low > band_hi:
+        return Verdict.INCONSISTENT
+    return Verdict.INCONCLUSIVE
+
+
+def test_verdict(adjusted_pvalues: Sequence[float], alpha: float) -> Verdict:
+    """A family of tests of a null that the theory predicts: inconsistent when any Holm-adjusted
+    p-value is below ``alpha``, else consistent (the family-wise level is ``alpha``)."""
+    p = np.asarray(adjusted_pvalues, dtype=np.float64)
+    return Verdict.INCONSISTENT if (p < alpha).any() else Verdict.CONSISTENT
+
+
+def expected_max_abs_normal(d: int | float | np.ndarray) -> np.ndarray | float:
+    """``E max_{i <= d} |Z_i|`` for d independent standard normals, by quadrature.
+
+    ``E max = int_0^inf 1 - P(|Z| <= t)^d dt`` with ``P(|Z| <= t) = 1 - erfc(t / sqrt 2)``;
+    the integrand is evaluated as ``-expm1(d log1p(-erfc(t/sqrt 2)))`` so it stays accurate
+    for d in the millions. It grows like ``sqrt(2 ln d)`` only asymptotically; between
+    d = 3 * 32^2 and 3 * 256^2 its log-log slope differs from that of ``sqrt(ln d)`` by 0.004,
+    a bias that more draws never remove.
+    """
+    from scipy import integrate, special
+
+    def one(n: float) -> float:
+        if n < 1:
+            raise ValueError(f"the maximum of {n} variables is undefined")
+
+        def integrand(t: float) -> float:
+            return float(-np.expm1(n * np.log1p(-special.erfc(t / math.sqrt(2.0)))))
+
+        centre = math.sqrt(2.0 * math.log(n)) if n > 1 else 1.0
+        # Split where the integrand falls from 1 to 0, so quad sees both regimes.
+        a, _ = integrate.quad(integrand, 0.0, centre, limit=200, epsabs=1e-12, epsrel=1e-10)
+        b, _ = integrate.quad(integrand, centre, math.inf, limit=200, epsabs=1e-12, epsrel=1e-10)
+        return a + b
+
+    arr = np.asarray(d, dtype=np.float64)
+    out = np.vectorize(one, otypes=[np.float64])(arr)
+    return float(out) if out.ndim == 0 else out
+
+
+# ----------------------------------------------------------------------------- power laws
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """A fitted power law ``E[Q] ~ C x^slope`` (times the ``correction`` factor when set).
+
+    ``xs`` ascending; ``means``/``stderr``: mean of Q per x and its standard error over
+    draws; ``draws``: weight draws per x; ``raw_slope``: slope of the uncorrected means;
+    ``correction_values``: the factor each mean was divided by before fitting (ones when
+    ``correction`` is None); ``paired``: whether draw ids were resampled jointly across x.
+    """
+
+    quantity: str
+    x: str
+    slope: float
+    intercept: float
+    interval: Interval
+    xs: np.ndarray = field(repr=False)
+    means: np.ndarray = field(repr=False)
+    stderr: np.ndarray = field(repr=False)
+    draws: np.ndarray = field(repr=False)
+    raw_slope: float = math.nan
+    correction: str | None = None
+    correction_values: np.ndarray | None = field(default=None, repr=False)
+    n_boot: int = DEFAULT_N_BOOT
+    paired: bool = False
+
+    @property
+    def ci_low(self) -> float:
+        return self.interval.low
+
+    @property
+    def ci_high(self) -> float:
+        return self.interval.high
+
+    def factor(self, x) -> np.ndarray:
+        """The correction factor at ``x`` (1 without a correction)."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.correction is None:
+            return np.ones_like(x)
+        from verify.theory import correction_factor
+
+        return np.asarray(correction_factor(self.correction, x), dtype=np.float64)
+
+    def predict(self, x) -> np.ndarray:
+        """The fitted curve at ``x`` (correction factor included)."""
+        x = np.asarray(x, dtype=np.float64)
+        return np.exp(self.intercept) * x**self.slope * self.factor(x)
+
+    def local_slopes(self) -> np.ndarray:
+        """Slopes between consecutive x (point estimates, same correction as the fit)."""
+        corrected = np.log(self.means) - np.log(self._corr())
+        return np.diff(corrected) / np.diff(np.log(self.xs))
+
+    def _corr(self) -> np.ndarray:
+        return np.ones_like(self.means) if self.correction_values is None else self.correction_values
+
+
+def draw_means(records: pd.DataFrame, quantity: str, x: str = "d") -> pd.DataFrame:
+    """One value per (x, draw): the mean of ``quantity`` over the inputs of that draw."""
+    sub = records[records["quantity"] == quantity]
+    if sub.empty:
+        raise ValueError(f"no records of quantity {quantity!r}")
+    return sub.groupby([x, "draw"], sort=True)["value"].mean().reset_index()
+
+
+def same_draws(ids: Sequence[np.ndarray]) -> bool:
+    """Whether every group holds the same draw ids in the same order (then pair them)."""
+    ids = [np.asarray(i) for i in ids]
+    return all(np.array_equal(ids[0], i) for i in ids[1:])
+
+
+def fit_power_law(
+    records: pd.DataFrame,
+    quantity: str,
+    x: str = "d",
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    correction: str | None = None,
+    level: float = DEFAULT_LEVEL,
+) -> SlopeFit:
+    """Fit ``log E[quantity]`` against ``log x``; BCa bootstrap interval over draws.
+
+    ``records`` are long-format (columns ``x, draw, quantity, value``; the inputs of one draw
+    are averaged first). Needs two values of ``x`` at least; sizes with a single draw give
+    no interval (NaN bounds). ``correction`` names a factor of ``verify.theory`` that the
+    means are divided by before fitting.
+    """
+    per_draw = draw_means(records, quantity, x)
+    grouped = list(per_draw.groupby(x, sort=True))
+    if len(grouped) < 2:
+        raise ValueError(f"fitting a slope needs at least two values of {x!r}, got {len(grouped)}")
+    xs = np.array([float(v) for v, _ in grouped])
+    samples = [g["value"].to_numpy(dtype=np.float64) for _, g in grouped]
+    # draw_means sorts by (x, draw): equal id arrays mean value k of every size is draw k's.
+    paired = same_draws([g["draw"].to_numpy() for _, g in grouped])
+    if (xs <= 0).any() or any((s < 0).any() or s.mean() <= 0 for s in samples):
+        raise ValueError(f"{quantity}: a power law needs positive {x}, non-negative values and positive means")
+    if correction is None:
+        corr = np.ones_like(xs)
+    else:
+        from verify.theory import correction_factor
+
+        corr = np.asarray(correction_factor(correction, xs), dtype=np.float64)
+    means = np.array([s.mean() for s in samples])
+    counts = np.array([s.size for s in samples])
+    stderr = np.array([s.std(ddof=1) / math.sqrt(s.size) if s.size > 1 else math.nan for s in samples])
+    logx = np.log(xs)
+    logc = np.log(corr)
+    slope, intercept = ols_slope(logx, np.log(means) - logc)
+    raw_slope, _ = ols_slope(logx, np.log(means))
+
+    def statistic(*resampled, axis=-1):
+        m = np.stack([np.log(r.mean(axis=axis)) for r in resampled], axis=-1)
+        return ols_slope(logx, m - logc)[0]
+
+    if counts.min() >= 2:
+        interval = bootstrap_interval(samples, statistic, paired=paired, n_boot=n_boot, seed=seed, level=level)
+    else:
+        interval = Interval(math.nan, math.nan, level, "BCa bootstrap")
+    return SlopeFit(
+        quantity=quantity,
+        x=x,
+        slope=float(slope),
+        intercept=float(intercept),
+        interval=interval,
+        xs=xs,
+        means=means,
+        stderr=stderr,
+        draws=counts,
+        raw_slope=float(raw_slope),
+        correction=correction,
+        correction_values=None if correction is None else corr,
+        n_boot=int(n_boot),
+        paired=paired,
+    )
+
+
+def samples_to_settle(
+    interval: Interval, estimate: float, draws: int, predicted: float, margin: float, *, limit: float = 100.0
+) -> int | None:
+    """Draws per size that would likely settle an inconclusive verdict; None when it is
+    settled, or when more than ``limit`` times the current draws would be needed (the
+    estimate sits on the band's edge, or there is no interval).
+
+    The interval's half-width shrinks like 1/sqrt(draws); the verdict settles once it is
+    below the distance from the estimate to the nearer edge of the band.
+    """
+    if band_verdict(interval, predicted, margin) is not Verdict.INCONCLUSIVE:
+        return None
+    h = interval.half_width
+    needed = abs(margin - abs(estimate - predicted))
+    if not math.isfinite(h) or needed <= 0:
+        return None
+    factor = (h / needed) ** 2
+    if factor > limit:
+        return None
+    return max(draws + 1, math.ceil(draws * factor - 1e-9))  # tolerate rounding in h / needed

@@ -1,0 +1,156 @@
+"""What the paper predicts, in one place: slopes, pooling factors, the attack-size convention.
+
+Every number a check compares its evidence with comes from here (``../shared/THEOREMS.md``
+states each one). Hypothesis names are those of the paper's (H) and (S):
+
+- H1 ReLU gates kill half of their inputs, independently of the weights;
+- H2 a path crosses each layer at most once;
+- H3 weights have mean 0 and variance 2 / in-degree (He initialisation);
+- H4 weights of different layers are independent;
+- H5 two distinct weights from one node are uncorrelated;
+- (S) every input has the same multiset of path-degrees to each output;
+- (S-bounded) the weaker condition Corollary 6's slopes need: ``d * P(x, o)`` bounded above
+  and below uniformly in d (exact (S) gives 1 everywhere).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "HYPOTHESES",
+    "EPS_INF",
+    "Prediction",
+    "SCALING_PREDICTIONS",
+    "SCALING_QUANTITIES",
+    "CORRECTIONS",
+    "correction_factor",
+    "eps_for_norm",
+    "THEOREM10_SLOPE",
+    "THEOREM10_SQ_SLOPE",
+    "theorem11_ratio",
+    "SECOND_MOMENT_UNDER_H",
+    "DP_BOUND_RATIO",
+]
+
+HYPOTHESES = ("H1", "H2", "H3", "H4", "H5", "(S)", "(S-bounded)")
+
+# The paper's larger l_inf budget (0.5% of the pixel range). It scales the two vulnerability
+# quantities, so it moves their intercept, never their slope.
+EPS_INF = 0.005
+
+
+def eps_for_norm(eps_inf: float, p: float, d: int) -> float:
+    """Eq. 3: the l_p budget ``eps_p = eps_inf * d^(1/p)`` (p = inf gives eps_inf)."""
+    return float(eps_inf) if math.isinf(p) else float(eps_inf) * d ** (1.0 / p)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The slope a theorem predicts for a quantity against log d.
+
+    ``hypotheses``: what the statement needs. ``(S)`` stands for the symmetry the theorem
+    assumes; a net that breaks (S) but keeps d * P(x, o) bounded still gets the slopes of
+    Corollary 6 (``weak_symmetry_suffices``). ``correction``: a known factor (name in
+    ``CORRECTIONS``) the means are divided by before the slope is fitted.
+    """
+
+    quantity: str
+    slope: float
+    statement: str
+    source: str
+    hypotheses: tuple[str, ...]
+    correction: str | None = None
+
+    @property
+    def needs_symmetry(self) -> bool:
+        return "(S)" in self.hypotheses
+
+
+_H = ("H1", "H2", "H3", "H4", "H5")
+
+SCALING_PREDICTIONS: dict[str, Prediction] = {
+    p.quantity: p
+    for p in (
+        Prediction(
+            "loss_grad_l1", 0.5, "E||d_x L||_1 ~ d^(1/2)", "Thm 4/5 + (S), Cor 6: E||g||_1 ~ d^(1 - 1/2)", (*_H, "(S)")
+        ),
+        Prediction(
+            "loss_grad_l2",
+            0.0,
+            "E||d_x L||_2 independent of d",
+            "Thm 5: eps_2 E||g||_2 ~ sqrt(d), eps_2 = eps_inf sqrt(d)",
+            _H,
+        ),
+        Prediction(
+            "loss_grad_linf",
+            -0.5,
+            "E||d_x L||_inf ~ d^(-1/2) times the expected maximum of d Gaussians",
+            "Thm 4/5 + (S): E||g||_inf ~ d^(-1/2) up to the maximum of d coordinates",
+            (*_H, "(S)"),
+            correction="max_abs_normal",
+        ),
+        Prediction(
+            "logit_grad_l2", 0.0, "E||d_x f_k||_2 independent of d", "Thm 5: ||d_x f_k||_2 independent of d", _H
+        ),
+        Prediction(
+            "logit_grad_coord",
+            -0.5,
+            "E|(d_x f_k)_i| ~ d^(-1/2)",
+            "Thm 4/5 + (S): coordinates of d_x f_k ~ 1/sqrt(d)",
+            (*_H, "(S)"),
+        ),
+        Prediction(
+            "vuln_linf",
+            0.5,
+            "eps_inf E||d_x L||_1 ~ d^(1/2)",
+            "Thm 4/5 + (S), Cor 6: eps_inf E||g||_1 ~ sqrt(d)",
+            (*_H, "(S)"),
+        ),
+        Prediction("vuln_l2", 0.5, "eps_2 E||d_x L||_2 ~ d^(1/2)", "Thm 5: eps_2 E||g||_2 ~ sqrt(d)", _H),
+    )
+}
+SCALING_QUANTITIES = tuple(SCALING_PREDICTIONS)
+
+
+def _max_abs_normal(d: np.ndarray) -> np.ndarray:
+    from verify.stats import expected_max_abs_normal
+
+    return np.asarray(expected_max_abs_normal(d), dtype=np.float64)
+
+
+# Known factors a prediction holds up to. ``max_abs_normal``: E||g||_inf is the maximum of d
+# coordinates of size ~1/sqrt(d); under (S) they share one scale, so E||g||_inf / E max|Z_i|
+# (d standard normals) is the pure power d^(-1/2).
+CORRECTIONS = {"max_abs_normal": _max_abs_normal}
+
+
+def correction_factor(name: str, d) -> np.ndarray:
+    """The factor ``name`` of ``CORRECTIONS`` at ``d``."""
+    if name not in CORRECTIONS:
+        raise ValueError(f"unknown correction {name!r}; known: {', '.join(CORRECTIONS)}")
+    return CORRECTIONS[name](np.asarray(d, dtype=np.float64))
+
+
+# Theorem 10: ||d_x f_k||_2 ~ 1/prod sqrt(a_i), so slope -1/2 against prod a_i; the squared
+# norm, which Eq. 13 computes exactly under (H), has slope -1.
+THEOREM10_SLOPE = -0.5
+THEOREM10_SQ_SLOPE = -1.0
+
+
+def theorem11_ratio(prod_a: int) -> float:
+    """Theorem 11 (our reading of Appendix B): pooled/strided ``E||d_x f_k||_2 = 1/sqrt(prod a_i)``."""
+    return 1.0 / math.sqrt(prod_a)
+
+
+# Under (H) E||d_x f_k||_2^2 = 2 for every DAG whose hidden nodes are ReLU nodes with random
+# weights and whose logits are linear (Lemma 7; graphs.moments).
+SECOND_MOMENT_UNDER_H = 2.0
+
+# (S-bounded) is judged from the sizes at hand: the ratio max/min of d * P(x, o) must not grow
+# with d. Over the sizes checked, a spread that changes by less than this factor counts as
+# bounded (the 3x3 stride-2 circular net: 0.2775..1.9731 at every size, ratio constant).
+DP_BOUND_RATIO = 1.05
