@@ -80,8 +80,8 @@ def seed_entropy(stream: Stream, seed: int, *keys: int) -> list[int]:
         if len(ids) != 1:
             raise ValueError("the WEIGHTS stream takes exactly one key: the draw")
         return [seed, ids[0]]
-    if stream is Stream.BOOTSTRAP:
-        return [seed, *ids]
+    if stream is Stream.BOOTSTRAP and not ids:
+        return [seed]
     if stream in _PER_DRAW:
         if not ids:
             raise ValueError(f"the {stream.name} stream needs the draw as its first key")

@@ -34,6 +34,7 @@ __all__ = [
     "theorem11_ratio",
     "SECOND_MOMENT_UNDER_H",
     "DP_BOUND_RATIO",
+    "LEMMA9_HYPOTHESES",
 ]
 
 HYPOTHESES = ("H1", "H2", "H3", "H4", "H5", "(S)", "(S-bounded)")
@@ -154,3 +155,8 @@ SECOND_MOMENT_UNDER_H = 2.0
 # with d. Over the sizes checked, a spread that changes by less than this factor counts as
 # bounded (the 3x3 stride-2 circular net: 0.2775..1.9731 at every size, ratio constant).
 DP_BOUND_RATIO = 1.05
+
+# Lemma 9 is a statement about weights alone (no ReLU gate enters a path product), so of (H) it
+# uses: each path crosses a layer once (H2), centred weights (the mean part of H3; the variance
+# does not enter), independent layers (H4) and uncorrelated weights from one node (H5).
+LEMMA9_HYPOTHESES = ("H2", "H3", "H4", "H5")

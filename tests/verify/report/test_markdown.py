@@ -1,0 +1,40 @@
+"""verify.report.markdown and figures: cells that never break a GFM table, signs kept, readable ticks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from verify.report.figures import log_ticks
+from verify.report.markdown import escape_cell, format_number, interval_text, signed, table
+from verify.results import Interval
+
+
+def test_pipes_are_escaped_and_strings_pass_through():
+    text = table(["quantity", "slope"], [["||d_x L||_2", "+0.500"], ["x", 0.25]])
+    lines = text.splitlines()
+    assert lines[2] == "| \\|\\|d_x L\\|\\|_2 | +0.500 |"
+    assert lines[3] == "| x | 0.25 |"
+    assert escape_cell("a\\|b") == "a\\|b"  # already escaped stays single-escaped
+
+
+def test_rows_must_match_headers():
+    with pytest.raises(ValueError):
+        table(["a", "b"], [[1]])
+
+
+def test_numbers():
+    assert format_number(None) == "-" and format_number(math.nan) == "nan" and format_number(3) == "3"
+    assert format_number(123456.0) == "1.235e+05" and format_number(0.5) == "0.5"
+    assert signed(0.5) == "+0.500" and signed(-0.25, 2) == "-0.25"
+    assert interval_text(Interval(-0.1, 0.2)) == "[-0.100, +0.200]"
+    assert interval_text(Interval(math.nan, 1.0)) == "no interval"
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(1.2, 1.9), (0.65, 1.4), (1e-3, 3e-1), (0.05, 0.09), (10, 1e5), (1.01, 1.02), (0.0018, 0.012)])
+def test_log_ticks_label_every_range(lo, hi):
+    ticks = log_ticks(lo, hi)
+    assert len(ticks) >= 2
+    assert all(lo <= t <= hi for t in ticks)
+    assert ticks == sorted(ticks)
