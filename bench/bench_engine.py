@@ -74,7 +74,9 @@ def main() -> None:
     spec = build_spec("strided-cnn", args.n)
     flops_per_sample = 3 * forward_flops(spec)
     print(f"machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}")
-    print(f"net: {spec.describe()}; {forward_flops(spec) / 1e9:.3f} GFLOP forward, {flops_per_sample / 1e9:.3f} GFLOP per sample (forward + 2 backward)")
+    print(
+        f"net: {spec.describe()}; {forward_flops(spec) / 1e9:.3f} GFLOP forward, {flops_per_sample / 1e9:.3f} GFLOP per sample (forward + 2 backward)"
+    )
 
     a = torch.randn(2048, 2048)
     b = torch.randn(2048, 2048)
@@ -111,7 +113,12 @@ def main() -> None:
         auto = choose_backend(small, 2)
         cells = []
         for backend in backends:
-            t = best_of(lambda b=backend, s=small: measure([s], samples=16, batch=2, seed=0, backend=b, progress=False), 2) / 16
+            t = (
+                best_of(
+                    lambda b=backend, s=small: measure([s], samples=16, batch=2, seed=0, backend=b, progress=False), 2
+                )
+                / 16
+            )
             cells.append(f"{backend}{'*' if backend == auto else ' '} {t * 1e3:7.2f}")
         print(f"  {family:12s} dim {dim:5d}: " + "   ".join(cells))
 

@@ -55,11 +55,17 @@ def main() -> None:
         print(f"\nstrided-cnn 3x{args.n}x{args.n}, 64 channels, padding {padding}: d = {spec.d}, {edges:.3e} edges")
         print(f"  operator form, one logit:        {t_one:7.3f} s  ({edges / t_one:.3e} edges/s)")
         print(f"  operator form, all {spec.num_classes} logits:     {t_all:7.3f} s")
-        print(f"  Lemma 7 total - 1: {float(P_all.sum(1).sub(1).abs().max()):.2e};  d*P in [{float(scaled.min()):.4f}, {float(scaled.max()):.4f}]")
+        print(
+            f"  Lemma 7 total - 1: {float(P_all.sum(1).sub(1).abs().max()):.2e};  d*P in [{float(scaled.min()):.4f}, {float(scaled.max()):.4f}]"
+        )
         print(
             f"  randomised (S) test:             {t_sym:7.3f} s  -> symmetric={verdict.symmetric} "
             f"after {verdict.trials} trial(s), primes {verdict.primes}"
-            + (f", false-positive bound {verdict.false_positive_bound:.2e}" if verdict.symmetric else ", failure certified")
+            + (
+                f", false-positive bound {verdict.false_positive_bound:.2e}"
+                if verdict.symmetric
+                else ", failure certified"
+            )
         )
         print(f"  H3 violation fraction:           {t_h3:7.3f} s  -> {h3:.6f}")
 
@@ -90,7 +96,9 @@ def main() -> None:
             f"  {spec.describe()}: {e} edges; float64 {t_f:.3f} s ({e / t_f:.3e} edges/s), "
             f"Fraction {t_q:.3f} s ({e / t_q:.3e} edges/s, {t_q / t_f:.1f}x slower)"
         )
-    print(f"\noperator form covers edges {min(op_rates) / max(dp_rates):.0f}x to {max(op_rates) / min(dp_rates):.0f}x faster than the float64 DP (same run)")
+    print(
+        f"\noperator form covers edges {min(op_rates) / max(dp_rates):.0f}x to {max(op_rates) / min(dp_rates):.0f}x faster than the float64 DP (same run)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,86 +1,183 @@
-"""The exact side: architecture specs, their DAGs, path sums, symmetry, hypotheses and (H) moments."""
+"""The exact side: architecture families and specs, their DAGs, path sums, symmetry, hypotheses,
+(H) second moments, and the named random streams.
 
-from graphs.dag import ensure_dag, in_degrees, input_nodes, node_layers, output_nodes, to_dag
-from graphs.errors import CyclicGraphError, InputError, SpecError
-from graphs.hypotheses import (
-    check_h2,
-    h2_violations,
-    h3_violating_nodes,
-    h3_violation_counts,
-    h3_violation_fraction,
-    init_variance_from_spec,
-)
-from graphs.layers import LAYER_KINDS, apply_linear, layer_from_dict, register_layer
-from graphs.moments import (
-    VARIANCES,
-    dag_node_factors,
-    predicted_grad_sq_norms,
-    predicted_logit_grad_sq,
-    second_moment_dp,
-    second_moment_factor,
-    second_moment_map,
-)
-from graphs.operator import (
-    NodeFactor,
-    in_degree_maps,
-    multiplier_maps,
-    operator_vjp,
-    path_sum_factor,
-    path_sums_operator,
-    structural_forward,
-)
-from graphs.pathsums import (
-    GraphFactor,
-    ancestor_order,
-    inverse_degree,
-    lemma7_total,
-    lemma8_holds,
-    operator_path_sums,
-    output_classes,
-    path_sums_bruteforce,
-    path_sums_dp,
-    scaled_path_sum_range,
-    spec_edge_count,
-    topological_order,
-)
-from graphs.rng import Stream, check_seed, generator_for, numpy_rng, seed_entropy
-from graphs.spec import (
-    FAMILIES,
-    IMAGE_FAMILIES,
-    PADDINGS,
-    AvgPool2d,
-    Conv2d,
-    Layer,
-    Linear,
-    MaskedLinear,
-    Spec,
-    avgpool_cnn_spec,
-    build_spec,
-    dense_spec,
-    parse_dims,
-    random_dag_spec,
-    strided_cnn_spec,
-)
-from graphs.symmetry import (
-    DAG_SYMMETRY_MAX_EDGES,
-    Monomial,
-    Polynomial,
-    SymmetryVerdict,
-    dag_symmetry_verdict,
-    false_positive_bound,
-    is_prime,
-    is_symmetric_bruteforce,
-    is_symmetric_dag,
-    is_symmetric_operator,
-    is_symmetric_spec_dag,
-    modular_path_polynomials,
-    path_degree_multisets,
-    path_degree_polynomials,
-    random_prime,
-    randomised_symmetry,
-    symmetry_status,
-    symmetry_verdict,
-)
+Importing ``graphs`` is cheap and has no side effects: names load from their modules on first
+use (PEP 562), so ``graphs.families`` (no torch) serves the command line's help quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from graphs.dag import ensure_dag, in_degrees, input_nodes, node_layers, output_nodes, to_dag
+    from graphs.errors import CyclicGraphError, InputError, SpecError
+    from graphs.families import FAMILIES, IMAGE_FAMILIES, PADDINGS, Family, Option, family
+    from graphs.hypotheses import (
+        check_h2,
+        h2_violations,
+        h3_violating_nodes,
+        h3_violation_counts,
+        h3_violation_fraction,
+        init_variance_from_spec,
+    )
+    from graphs.layers import LAYER_KINDS, apply_linear, layer_from_dict, register_layer
+    from graphs.moments import (
+        VARIANCES,
+        dag_node_factors,
+        predicted_grad_sq_norms,
+        predicted_logit_grad_sq,
+        second_moment_dp,
+        second_moment_factor,
+        second_moment_map,
+    )
+    from graphs.operator import (
+        NodeFactor,
+        in_degree_maps,
+        multiplier_maps,
+        operator_vjp,
+        path_sum_factor,
+        path_sums_operator,
+        structural_forward,
+    )
+    from graphs.pathsums import (
+        GraphFactor,
+        ancestor_order,
+        inverse_degree,
+        lemma7_total,
+        lemma8_holds,
+        operator_path_sums,
+        output_classes,
+        path_sums_bruteforce,
+        path_sums_dp,
+        scaled_path_sum_range,
+        spec_edge_count,
+        topological_order,
+    )
+    from graphs.rng import Stream, check_seed, generator_for, numpy_rng, seed_entropy
+    from graphs.spec import (
+        AvgPool2d,
+        Conv2d,
+        Layer,
+        Linear,
+        MaskedLinear,
+        Spec,
+        avgpool_cnn_spec,
+        build_spec,
+        dense_spec,
+        random_dag_spec,
+        strided_cnn_spec,
+    )
+    from graphs.symmetry import (
+        DAG_SYMMETRY_MAX_EDGES,
+        Monomial,
+        Polynomial,
+        SymmetryVerdict,
+        dag_symmetry_verdict,
+        false_positive_bound,
+        is_prime,
+        is_symmetric_bruteforce,
+        is_symmetric_dag,
+        is_symmetric_operator,
+        is_symmetric_spec_dag,
+        modular_path_polynomials,
+        path_degree_multisets,
+        path_degree_polynomials,
+        random_prime,
+        randomised_symmetry,
+        symmetry_status,
+        symmetry_verdict,
+    )
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "ensure_dag": "graphs.dag",
+    "in_degrees": "graphs.dag",
+    "input_nodes": "graphs.dag",
+    "node_layers": "graphs.dag",
+    "output_nodes": "graphs.dag",
+    "to_dag": "graphs.dag",
+    "CyclicGraphError": "graphs.errors",
+    "InputError": "graphs.errors",
+    "SpecError": "graphs.errors",
+    "FAMILIES": "graphs.families",
+    "IMAGE_FAMILIES": "graphs.families",
+    "PADDINGS": "graphs.families",
+    "Family": "graphs.families",
+    "Option": "graphs.families",
+    "family": "graphs.families",
+    "check_h2": "graphs.hypotheses",
+    "h2_violations": "graphs.hypotheses",
+    "h3_violating_nodes": "graphs.hypotheses",
+    "h3_violation_counts": "graphs.hypotheses",
+    "h3_violation_fraction": "graphs.hypotheses",
+    "init_variance_from_spec": "graphs.hypotheses",
+    "LAYER_KINDS": "graphs.layers",
+    "apply_linear": "graphs.layers",
+    "layer_from_dict": "graphs.layers",
+    "register_layer": "graphs.layers",
+    "VARIANCES": "graphs.moments",
+    "dag_node_factors": "graphs.moments",
+    "predicted_grad_sq_norms": "graphs.moments",
+    "predicted_logit_grad_sq": "graphs.moments",
+    "second_moment_dp": "graphs.moments",
+    "second_moment_factor": "graphs.moments",
+    "second_moment_map": "graphs.moments",
+    "NodeFactor": "graphs.operator",
+    "in_degree_maps": "graphs.operator",
+    "multiplier_maps": "graphs.operator",
+    "operator_vjp": "graphs.operator",
+    "path_sum_factor": "graphs.operator",
+    "path_sums_operator": "graphs.operator",
+    "structural_forward": "graphs.operator",
+    "GraphFactor": "graphs.pathsums",
+    "ancestor_order": "graphs.pathsums",
+    "inverse_degree": "graphs.pathsums",
+    "lemma7_total": "graphs.pathsums",
+    "lemma8_holds": "graphs.pathsums",
+    "operator_path_sums": "graphs.pathsums",
+    "output_classes": "graphs.pathsums",
+    "path_sums_bruteforce": "graphs.pathsums",
+    "path_sums_dp": "graphs.pathsums",
+    "scaled_path_sum_range": "graphs.pathsums",
+    "spec_edge_count": "graphs.pathsums",
+    "topological_order": "graphs.pathsums",
+    "Stream": "graphs.rng",
+    "check_seed": "graphs.rng",
+    "generator_for": "graphs.rng",
+    "numpy_rng": "graphs.rng",
+    "seed_entropy": "graphs.rng",
+    "AvgPool2d": "graphs.spec",
+    "Conv2d": "graphs.spec",
+    "Layer": "graphs.spec",
+    "Linear": "graphs.spec",
+    "MaskedLinear": "graphs.spec",
+    "Spec": "graphs.spec",
+    "avgpool_cnn_spec": "graphs.spec",
+    "build_spec": "graphs.spec",
+    "dense_spec": "graphs.spec",
+    "random_dag_spec": "graphs.spec",
+    "strided_cnn_spec": "graphs.spec",
+    "DAG_SYMMETRY_MAX_EDGES": "graphs.symmetry",
+    "Monomial": "graphs.symmetry",
+    "Polynomial": "graphs.symmetry",
+    "SymmetryVerdict": "graphs.symmetry",
+    "dag_symmetry_verdict": "graphs.symmetry",
+    "false_positive_bound": "graphs.symmetry",
+    "is_prime": "graphs.symmetry",
+    "is_symmetric_bruteforce": "graphs.symmetry",
+    "is_symmetric_dag": "graphs.symmetry",
+    "is_symmetric_operator": "graphs.symmetry",
+    "is_symmetric_spec_dag": "graphs.symmetry",
+    "modular_path_polynomials": "graphs.symmetry",
+    "path_degree_multisets": "graphs.symmetry",
+    "path_degree_polynomials": "graphs.symmetry",
+    "random_prime": "graphs.symmetry",
+    "randomised_symmetry": "graphs.symmetry",
+    "symmetry_status": "graphs.symmetry",
+    "symmetry_verdict": "graphs.symmetry",
+}
 
 __all__ = [
     "ancestor_order",
@@ -99,6 +196,8 @@ __all__ = [
     "ensure_dag",
     "false_positive_bound",
     "FAMILIES",
+    "Family",
+    "family",
     "generator_for",
     "GraphFactor",
     "h2_violations",
@@ -118,8 +217,8 @@ __all__ = [
     "is_symmetric_operator",
     "is_symmetric_spec_dag",
     "Layer",
-    "LAYER_KINDS",
     "layer_from_dict",
+    "LAYER_KINDS",
     "lemma7_total",
     "lemma8_holds",
     "Linear",
@@ -132,10 +231,10 @@ __all__ = [
     "numpy_rng",
     "operator_path_sums",
     "operator_vjp",
+    "Option",
     "output_classes",
     "output_nodes",
     "PADDINGS",
-    "parse_dims",
     "path_degree_multisets",
     "path_degree_polynomials",
     "path_sum_factor",
@@ -151,13 +250,13 @@ __all__ = [
     "register_layer",
     "scaled_path_sum_range",
     "second_moment_dp",
-    "seed_entropy",
     "second_moment_factor",
     "second_moment_map",
+    "seed_entropy",
     "Spec",
-    "Stream",
     "spec_edge_count",
     "SpecError",
+    "Stream",
     "strided_cnn_spec",
     "structural_forward",
     "symmetry_status",
@@ -167,3 +266,16 @@ __all__ = [
     "topological_order",
     "VARIANCES",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'graphs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from graphs.errors import InputError
+from graphs.errors import InputError, SpecError
 
 __all__ = [
     "Option",
@@ -167,5 +167,5 @@ IMAGE_FAMILIES = tuple(name for name, f in FAMILIES.items() if f.image)
 def family(name: str) -> Family:
     """The family called ``name``; a one-line InputError lists the known ones."""
     if name not in FAMILIES:
-        raise InputError(f"unknown architecture {name!r}; choose one of {', '.join(FAMILIES)}")
+        raise SpecError(f"unknown architecture {name!r}; choose one of {', '.join(FAMILIES)}")
     return FAMILIES[name]

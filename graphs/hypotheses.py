@@ -75,7 +75,11 @@ def h3_violation_counts(spec: Spec) -> list[tuple[int, int, int]]:
         nominal = layer.fan_in()
         if nominal is None:
             continue
-        nominal_t = torch.as_tensor(np.asarray(nominal), dtype=deg.dtype).reshape(-1) if isinstance(nominal, np.ndarray) else nominal
+        nominal_t = (
+            torch.as_tensor(np.asarray(nominal), dtype=deg.dtype).reshape(-1)
+            if isinstance(nominal, np.ndarray)
+            else nominal
+        )
         flat = deg.reshape(-1)
         bad = int((flat != nominal_t).sum())
         out.append((l, bad, flat.numel()))

@@ -40,7 +40,9 @@ def structural_forward(spec: Spec, x: torch.Tensor, multipliers: list[torch.Tens
 
 
 @torch.no_grad()
-def in_degree_maps(spec: Spec, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> list[torch.Tensor]:
+def in_degree_maps(
+    spec: Spec, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"
+) -> list[torch.Tensor]:
     """In-degree (with multiplicity) of every node of layers 1..L, each of that layer's shape.
 
     Layer l's structural map applied to all-ones activations counts each node's in-edges.
@@ -59,7 +61,9 @@ def path_sum_factor(layer: int, kind: str, degree: torch.Tensor) -> torch.Tensor
     return 1.0 / degree
 
 
-def multiplier_maps(spec: Spec, factor: NodeFactor, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> list[torch.Tensor]:
+def multiplier_maps(
+    spec: Spec, factor: NodeFactor, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"
+) -> list[torch.Tensor]:
     """Per-layer multiplier tensors ``factor(l, kind, in_degree)`` for layers 1..L."""
     degrees = in_degree_maps(spec, dtype=dtype, device=device)
     return [factor(l, spec.node_kind(l), deg) for l, deg in enumerate(degrees, start=1)]
@@ -78,12 +82,16 @@ def operator_vjp(spec: Spec, multipliers: list[torch.Tensor], outputs: Sequence[
     x = torch.zeros((len(outputs), *spec.input_shape), dtype=ref.dtype, device=ref.device, requires_grad=True)
     with torch.enable_grad():
         y = structural_forward(spec, x, [m.unsqueeze(0) for m in multipliers])
-        picked = y.flatten(1)[torch.arange(len(outputs), device=ref.device), torch.as_tensor(outputs, device=ref.device)]
+        picked = y.flatten(1)[
+            torch.arange(len(outputs), device=ref.device), torch.as_tensor(outputs, device=ref.device)
+        ]
         (grad,) = torch.autograd.grad(picked.sum(), x)
     return grad.flatten(1)
 
 
-def path_sums_operator(spec: Spec, outputs: Sequence[int] | None = None, *, device: str | torch.device = "cpu") -> torch.Tensor:
+def path_sums_operator(
+    spec: Spec, outputs: Sequence[int] | None = None, *, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """``P(x, o)`` for every input x and each output o, in float64: shape ``(len(outputs), d)``."""
     mult = multiplier_maps(spec, path_sum_factor, device=device)
     return operator_vjp(spec, mult, outputs)

@@ -97,7 +97,9 @@ def topological_order(g: nx.DiGraph) -> list[Hashable]:
     return order
 
 
-def path_sums_bruteforce(g: nx.DiGraph, o: Hashable, factor: GraphFactor | None = None, *, exact: bool = True) -> dict[Hashable, Number]:
+def path_sums_bruteforce(
+    g: nx.DiGraph, o: Hashable, factor: GraphFactor | None = None, *, exact: bool = True
+) -> dict[Hashable, Number]:
     """``P(x, o)`` for every input x by enumerating every path (tiny DAGs only: the oracle).
 
     Walks up from o one edge at a time (parallel edges separately), multiplying the factor
@@ -135,7 +137,9 @@ def ancestor_order(g: nx.DiGraph, o: Hashable) -> list[Hashable]:
     return [v for v in reversed(order) if v in keep]
 
 
-def path_sums_dp(g: nx.DiGraph, o: Hashable, exact: bool = False, factor: GraphFactor | None = None) -> dict[Hashable, Number]:
+def path_sums_dp(
+    g: nx.DiGraph, o: Hashable, exact: bool = False, factor: GraphFactor | None = None
+) -> dict[Hashable, Number]:
     """``P(x, o)`` for every input x by dynamic programming, in float64 or exactly (Fraction).
 
     ``B(u) = sum_{edges u -> w} m(w) B(w)`` with ``B(o) = 1`` is the sum over paths u -> o of
@@ -203,7 +207,9 @@ def output_classes(spec: Spec, outputs: Sequence[int] | None = None) -> list[lis
     return spec.layers[-1].output_classes(list(outputs))
 
 
-def operator_path_sums(spec: Spec, outputs: Sequence[int] | None = None, *, device: str | torch.device = "cpu") -> torch.Tensor:
+def operator_path_sums(
+    spec: Spec, outputs: Sequence[int] | None = None, *, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """``P(x, o)`` in float64 for each output (rows) and input x, one backward pass per output class."""
     if outputs is None:
         outputs = range(spec.sizes[-1])

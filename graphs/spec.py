@@ -14,12 +14,13 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from graphs.errors import SpecError
-from graphs.layers import PADDINGS, AvgPool2d, Conv2d, Layer, Linear, MaskedLinear, Shape
+from graphs.families import PADDINGS, PAPER_STRIDES
+from graphs.layers import AvgPool2d, Conv2d, Layer, Linear, MaskedLinear, Shape
 
 __all__ = [
     "Conv2d",
@@ -28,18 +29,12 @@ __all__ = [
     "MaskedLinear",
     "Layer",
     "Spec",
-    "FAMILIES",
-    "IMAGE_FAMILIES",
-    "PADDINGS",
     "build_spec",
     "dense_spec",
     "strided_cnn_spec",
     "avgpool_cnn_spec",
     "random_dag_spec",
-    "parse_dims",
 ]
-
-PAPER_STRIDES = (1, 2, 2, 2, 2, 2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,40 +257,14 @@ def random_dag_spec(
     return Spec("random-dag", d, (d,), tuple(layers), opts)
 
 
-FAMILIES: dict[str, Callable[..., Spec]] = {
-    "dense": dense_spec,
-    "strided-cnn": strided_cnn_spec,
-    "avgpool-cnn": avgpool_cnn_spec,
-    "random-dag": random_dag_spec,
-}
-IMAGE_FAMILIES = ("strided-cnn", "avgpool-cnn")
-
-
 def build_spec(family: str, dim: int, **options) -> Spec:
-    """Build ``family`` at natural size ``dim`` (image side n, or d); ``None`` options are defaults."""
-    if family not in FAMILIES:
-        raise SpecError(f"unknown architecture {family!r}; choose one of {', '.join(FAMILIES)}")
+    """Build ``family`` (a name of ``graphs.families.FAMILIES``) at natural size ``dim`` (image
+    side n, or d); ``None`` options take the family's defaults."""
+    from graphs.families import family as lookup
+
+    builder = lookup(family).build()
     options = {k: v for k, v in options.items() if v is not None}
     try:
-        return FAMILIES[family](dim, **options)
+        return builder(dim, **options)
     except TypeError as exc:
         raise SpecError(f"{family}: {exc}; see `verify --help` for the options of each family") from None
-
-
-def parse_dims(text: str, *, at_least: int = 1) -> list[int]:
-    """Parse ``"32,64,128"`` into distinct positive integers, in the given order."""
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    dims: list[int] = []
-    for p in parts:
-        try:
-            value = int(p)
-        except ValueError:
-            raise SpecError(f"--dims: {p!r} is not an integer; give sizes like --dims 32,64,128") from None
-        if value < 1:
-            raise SpecError(f"--dims: {value} is not positive; give sizes like --dims 32,64,128")
-        dims.append(value)
-    if len(set(dims)) != len(dims):
-        raise SpecError(f"--dims: sizes must be distinct, got {text}")
-    if len(dims) < at_least:
-        raise SpecError(f"--dims: give at least {at_least} size(s), got {len(dims)}; e.g. --dims 32,64,128")
-    return dims

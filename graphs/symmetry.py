@@ -203,7 +203,9 @@ def _layer_vjp(spec: Spec, l: int, cot: torch.Tensor) -> dict[int, torch.Tensor]
     layer = spec.layers[l - 1]
     reads = layer.reads(l)
     batch = cot.shape[0]
-    history = [torch.zeros((batch, *spec.shapes[j]), dtype=cot.dtype, device=cot.device, requires_grad=True) for j in reads]
+    history = [
+        torch.zeros((batch, *spec.shapes[j]), dtype=cot.dtype, device=cot.device, requires_grad=True) for j in reads
+    ]
     with torch.enable_grad():
         out = layer.apply(layer.structural_weight(cot.dtype, cot.device), history, structural=True)
         grads = torch.autograd.grad(out, history, grad_outputs=cot.reshape(out.shape), allow_unused=True)
@@ -218,7 +220,9 @@ def _guard(t: torch.Tensor, what: str) -> None:
 
 
 @torch.no_grad()
-def _backward_pass(spec: Spec, multipliers: list[torch.Tensor], outputs: list[int], modulus: int | None) -> torch.Tensor:
+def _backward_pass(
+    spec: Spec, multipliers: list[torch.Tensor], outputs: list[int], modulus: int | None
+) -> torch.Tensor:
     """Rows ``sum_{paths x->o} prod m(p)`` for each o, layer by layer, optionally mod ``modulus``."""
     L = len(spec.layers)
     dtype = multipliers[0].dtype
@@ -258,7 +262,12 @@ def _modulus_ceiling(max_out_degree: int) -> int:
 
 
 def modular_path_polynomials(
-    spec: Spec, z: dict[int, int], modulus: int, outputs: Sequence[int] | None = None, *, max_out_degree: int | None = None
+    spec: Spec,
+    z: dict[int, int],
+    modulus: int,
+    outputs: Sequence[int] | None = None,
+    *,
+    max_out_degree: int | None = None,
 ) -> torch.Tensor:
     """``Q_x(z) mod p`` for every input x and each output: shape ``(len(outputs), d)``, exact integers.
 
@@ -293,7 +302,9 @@ def _prime_count_lower(high: int) -> float:
     return high / math.log(high) - 1.25506 * lo / math.log(lo)
 
 
-def false_positive_bound(spec: Spec, trials: int, outputs: Sequence[int] | None = None, *, max_out_degree: int | None = None) -> float:
+def false_positive_bound(
+    spec: Spec, trials: int, outputs: Sequence[int] | None = None, *, max_out_degree: int | None = None
+) -> float:
     """Probability bound that ``is_symmetric_operator`` says symmetric while (S) fails: eps^trials.
 
     See the module docstring; N is counted through the operator form with all multipliers 1.
@@ -326,7 +337,9 @@ class SymmetryVerdict:
     witness: tuple | None = None  # (output, input) whose path-degrees differ from the first input's
 
 
-def randomised_symmetry(spec: Spec, *, trials: int = 4, seed: int = 0, outputs: Sequence[int] | None = None) -> SymmetryVerdict:
+def randomised_symmetry(
+    spec: Spec, *, trials: int = 4, seed: int = 0, outputs: Sequence[int] | None = None
+) -> SymmetryVerdict:
     """(S) for every output by the randomised identity test; seeded (trial i draws from
     ``numpy_rng(Stream.SYMMETRY_TRIAL, seed, i)``, so a trial can be replayed alone)."""
     if trials < 1:
@@ -360,7 +373,9 @@ def is_symmetric_operator(spec: Spec, trials: int = 4, seed: int = 0) -> bool:
     return randomised_symmetry(spec, trials=trials, seed=seed).symmetric
 
 
-def symmetry_verdict(spec: Spec, *, max_dag_edges: int = DAG_SYMMETRY_MAX_EDGES, trials: int = 4, seed: int = 0) -> SymmetryVerdict:
+def symmetry_verdict(
+    spec: Spec, *, max_dag_edges: int = DAG_SYMMETRY_MAX_EDGES, trials: int = 4, seed: int = 0
+) -> SymmetryVerdict:
     """Exact DAG polynomials when the DAG has at most ``max_dag_edges`` edges, randomised otherwise."""
     if spec_edge_count(spec) <= max_dag_edges:
         g = to_dag(spec)

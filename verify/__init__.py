@@ -1,199 +1,266 @@
-"""The statistical side: torch modules from specs, Monte Carlo, fits, verdicts, attacks and the CLI."""
+"""The statistical side of the toolkit: checks of the theorems, their result types, statistics and CLI.
 
-from verify.attacks import (
-    ATTACK_NORMS,
-    PGD_NORMS,
-    dual_exponent,
-    dual_norm,
-    lp_norm,
-    norm_label,
-    optimal_attack,
-    parse_norm,
-    pgd_attack,
-    project,
-    random_start,
-)
-from verify.cli import main
-from verify.engine import (
-    BACKENDS,
-    EPS_INF,
-    QUANTITIES,
-    SINGLE_THREAD_FLOPS,
-    VMAP_MAX_FLOPS,
-    choose_backend,
-    draw_quantities,
-    forward_flops,
-    functional_gradients,
-    manual_gradients,
-    measure,
-    sample_quantities,
-    supports_manual,
-    use_vmap,
-)
-from verify.first_order import (
-    RECORD_COLUMNS,
-    eps_for_norm,
-    largest_eps_within,
-    logit_gram,
-    measure_first_order,
-    pgd_linear_efficiency,
-    summarise_lemma2,
-    summarise_prop3,
-    summarise_remark1,
-    summarise_snr,
-)
-from verify.fit import (
-    VERDICTS,
-    SlopeFit,
-    draw_means,
-    fit_power_law,
-    interval_verdict,
-    ols_slope,
-    samples_to_settle,
-    verdict,
-)
-from verify.lemma9 import (
-    INITS,
-    Lemma9Result,
-    count_paths,
-    draw_values,
-    holm,
-    lemma9_test,
-    local_pairs,
-    path_products,
-    random_layers,
-    random_pairs,
-    sample_paths,
-    sample_shared_params,
-    shared_out_parameters,
-)
-from verify.losses import augmented_loss, cross_entropy_loss, penalized_loss, prop3_difference
-from verify.model import Params, SpecNet, build_module, forward, init_params, sample_params
-from verify.options import (
-    add_arch_arguments,
-    add_fit_arguments,
-    add_output_arguments,
-    add_sampling_arguments,
-    check_fit_arguments,
-    check_sampling_arguments,
-    int_tuple,
-    parse_dims,
-    positive_int,
-    spec_options,
-    specs_from_args,
-)
-from verify.plots import loglog_plot
-from verify.reporting import (
-    atomic_save_figure,
-    atomic_write_text,
-    ensure_writable_dir,
-    format_number,
-    json_safe,
-    json_text,
-    library_versions,
-    markdown_table,
-    resolve_device,
-)
-from verify.sampling import INPUT_KINDS, InputGradients, input_gradients, sample_inputs, sample_labels
-from verify.second_moments import SecondMomentCheck, combined_z, per_draw_norms, per_draw_squares, second_moment_check
+Run a check from Python with its config object and read its typed result::
+
+    from graphs import build_spec
+    from verify import ScalingConfig, check_scaling
+
+    specs = tuple(build_spec("strided-cnn", n, padding="circular") for n in (16, 32, 64))
+    result = check_scaling(ScalingConfig(specs, draws=32))
+    result.claims          # one Claim per quantity: verdict, interval, hypotheses
+    result.records         # long format: arch, dim, d, draw, input, quantity, value
+
+Importing ``verify`` has no side effects and is cheap: every name below is loaded from its
+module on first use (PEP 562), so the command line starts without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from verify.attacks import (
+        ATTACK_NORMS,
+        PGD_NORMS,
+        dual_exponent,
+        dual_norm,
+        lp_norm,
+        norm_label,
+        optimal_attack,
+        parse_norm,
+        pgd_attack,
+        pgd_linear_efficiency,
+        project,
+        random_start,
+    )
+    from verify.checks.first_order import FirstOrderConfig, FirstOrderResult, check_first_order
+    from verify.checks.lemma9 import Lemma9Config, Lemma9Result, check_lemma9
+    from verify.checks.paths import PathsConfig, PathsResult, check_paths
+    from verify.checks.pooling import PoolingConfig, PoolingResult, check_pooling
+    from verify.checks.scaling import ScalingConfig, ScalingResult, check_scaling
+    from verify.checks.second_moments import SecondMomentAgreement, second_moment_agreement
+    from verify.cli import main
+    from verify.engine import (
+        BACKENDS,
+        QUANTITIES,
+        choose_backend,
+        forward_flops,
+        functional_gradients,
+        manual_gradients,
+        measure,
+        sample_quantities,
+    )
+    from verify.losses import augmented_loss, cross_entropy_loss, penalized_loss, prop3_difference
+    from verify.model import Params, SpecNet, build_module, forward, init_params, sample_params
+    from verify.montecarlo import RECORD_COLUMNS, block_records, monte_carlo
+    from verify.results import Claim, Interval, RunInfo, Verdict
+    from verify.runtime import Runtime, resolve_device, runtime
+    from verify.sampling import INPUT_KINDS, InputGradients, input_gradients, sample_inputs, sample_labels
+    from verify.stats import (
+        SlopeFit,
+        band_verdict,
+        bootstrap_interval,
+        bound_verdict,
+        draw_means,
+        expected_max_abs_normal,
+        fit_power_law,
+        holm,
+        ols_slope,
+        rejection_verdict,
+        samples_to_settle,
+        t_interval,
+    )
+    from verify.theory import (
+        EPS_INF,
+        SCALING_PREDICTIONS,
+        SCALING_QUANTITIES,
+        Prediction,
+        eps_for_norm,
+        theorem11_ratio,
+    )
+    from verify.version import __version__
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "Verdict": "verify.results",
+    "Interval": "verify.results",
+    "Claim": "verify.results",
+    "RunInfo": "verify.results",
+    "SlopeFit": "verify.stats",
+    "band_verdict": "verify.stats",
+    "bound_verdict": "verify.stats",
+    "rejection_verdict": "verify.stats",
+    "bootstrap_interval": "verify.stats",
+    "t_interval": "verify.stats",
+    "ols_slope": "verify.stats",
+    "holm": "verify.stats",
+    "fit_power_law": "verify.stats",
+    "draw_means": "verify.stats",
+    "samples_to_settle": "verify.stats",
+    "expected_max_abs_normal": "verify.stats",
+    "EPS_INF": "verify.theory",
+    "SCALING_PREDICTIONS": "verify.theory",
+    "SCALING_QUANTITIES": "verify.theory",
+    "Prediction": "verify.theory",
+    "eps_for_norm": "verify.theory",
+    "theorem11_ratio": "verify.theory",
+    "Runtime": "verify.runtime",
+    "runtime": "verify.runtime",
+    "resolve_device": "verify.runtime",
+    "RECORD_COLUMNS": "verify.montecarlo",
+    "monte_carlo": "verify.montecarlo",
+    "block_records": "verify.montecarlo",
+    "BACKENDS": "verify.engine",
+    "QUANTITIES": "verify.engine",
+    "measure": "verify.engine",
+    "manual_gradients": "verify.engine",
+    "functional_gradients": "verify.engine",
+    "choose_backend": "verify.engine",
+    "forward_flops": "verify.engine",
+    "sample_quantities": "verify.engine",
+    "Params": "verify.model",
+    "SpecNet": "verify.model",
+    "build_module": "verify.model",
+    "forward": "verify.model",
+    "init_params": "verify.model",
+    "sample_params": "verify.model",
+    "INPUT_KINDS": "verify.sampling",
+    "InputGradients": "verify.sampling",
+    "input_gradients": "verify.sampling",
+    "sample_inputs": "verify.sampling",
+    "sample_labels": "verify.sampling",
+    "ATTACK_NORMS": "verify.attacks",
+    "PGD_NORMS": "verify.attacks",
+    "dual_exponent": "verify.attacks",
+    "dual_norm": "verify.attacks",
+    "lp_norm": "verify.attacks",
+    "norm_label": "verify.attacks",
+    "optimal_attack": "verify.attacks",
+    "parse_norm": "verify.attacks",
+    "pgd_attack": "verify.attacks",
+    "pgd_linear_efficiency": "verify.attacks",
+    "project": "verify.attacks",
+    "random_start": "verify.attacks",
+    "augmented_loss": "verify.losses",
+    "cross_entropy_loss": "verify.losses",
+    "penalized_loss": "verify.losses",
+    "prop3_difference": "verify.losses",
+    "ScalingConfig": "verify.checks.scaling",
+    "ScalingResult": "verify.checks.scaling",
+    "check_scaling": "verify.checks.scaling",
+    "PathsConfig": "verify.checks.paths",
+    "PathsResult": "verify.checks.paths",
+    "check_paths": "verify.checks.paths",
+    "PoolingConfig": "verify.checks.pooling",
+    "PoolingResult": "verify.checks.pooling",
+    "check_pooling": "verify.checks.pooling",
+    "SecondMomentAgreement": "verify.checks.second_moments",
+    "second_moment_agreement": "verify.checks.second_moments",
+    "Lemma9Config": "verify.checks.lemma9",
+    "Lemma9Result": "verify.checks.lemma9",
+    "check_lemma9": "verify.checks.lemma9",
+    "FirstOrderConfig": "verify.checks.first_order",
+    "FirstOrderResult": "verify.checks.first_order",
+    "check_first_order": "verify.checks.first_order",
+    "main": "verify.cli",
+    "__version__": "verify.version",
+}
 
 __all__ = [
-    "add_arch_arguments",
-    "add_fit_arguments",
-    "add_output_arguments",
-    "add_sampling_arguments",
-    "atomic_save_figure",
-    "atomic_write_text",
+    "__version__",
     "ATTACK_NORMS",
     "augmented_loss",
     "BACKENDS",
+    "band_verdict",
+    "block_records",
+    "bootstrap_interval",
+    "bound_verdict",
     "build_module",
-    "check_fit_arguments",
-    "check_sampling_arguments",
+    "check_first_order",
+    "check_lemma9",
+    "check_paths",
+    "check_pooling",
+    "check_scaling",
     "choose_backend",
-    "combined_z",
-    "count_paths",
+    "Claim",
     "cross_entropy_loss",
     "draw_means",
-    "draw_quantities",
-    "draw_values",
     "dual_exponent",
     "dual_norm",
-    "ensure_writable_dir",
     "eps_for_norm",
     "EPS_INF",
+    "expected_max_abs_normal",
+    "FirstOrderConfig",
+    "FirstOrderResult",
     "fit_power_law",
-    "format_number",
     "forward",
     "forward_flops",
     "functional_gradients",
     "holm",
     "init_params",
-    "INITS",
     "input_gradients",
     "INPUT_KINDS",
     "InputGradients",
-    "int_tuple",
-    "interval_verdict",
-    "json_safe",
-    "json_text",
-    "largest_eps_within",
-    "lemma9_test",
+    "Interval",
+    "Lemma9Config",
     "Lemma9Result",
-    "library_versions",
-    "local_pairs",
-    "logit_gram",
-    "loglog_plot",
     "lp_norm",
     "main",
     "manual_gradients",
-    "markdown_table",
     "measure",
-    "measure_first_order",
-    "ols_slope",
+    "monte_carlo",
     "norm_label",
+    "ols_slope",
     "optimal_attack",
     "Params",
-    "parse_dims",
     "parse_norm",
-    "path_products",
+    "PathsConfig",
+    "PathsResult",
     "penalized_loss",
-    "per_draw_norms",
-    "per_draw_squares",
     "pgd_attack",
     "pgd_linear_efficiency",
     "PGD_NORMS",
-    "positive_int",
+    "PoolingConfig",
+    "PoolingResult",
+    "Prediction",
     "project",
     "prop3_difference",
     "QUANTITIES",
-    "random_layers",
-    "random_pairs",
     "random_start",
     "RECORD_COLUMNS",
+    "rejection_verdict",
     "resolve_device",
+    "RunInfo",
+    "Runtime",
+    "runtime",
     "sample_inputs",
     "sample_labels",
     "sample_params",
-    "sample_paths",
     "sample_quantities",
-    "sample_shared_params",
     "samples_to_settle",
-    "second_moment_check",
-    "SecondMomentCheck",
-    "shared_out_parameters",
-    "SINGLE_THREAD_FLOPS",
+    "SCALING_PREDICTIONS",
+    "SCALING_QUANTITIES",
+    "ScalingConfig",
+    "ScalingResult",
+    "second_moment_agreement",
+    "SecondMomentAgreement",
     "SlopeFit",
-    "spec_options",
     "SpecNet",
-    "specs_from_args",
-    "summarise_lemma2",
-    "summarise_prop3",
-    "summarise_remark1",
-    "summarise_snr",
-    "supports_manual",
-    "use_vmap",
-    "verdict",
-    "VERDICTS",
-    "VMAP_MAX_FLOPS",
+    "t_interval",
+    "theorem11_ratio",
+    "Verdict",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'verify' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -26,6 +26,7 @@ __all__ = [
     "project",
     "random_start",
     "pgd_attack",
+    "pgd_linear_efficiency",
 ]
 
 ATTACK_NORMS = (math.inf, 2.0, 1.0)
@@ -116,9 +117,7 @@ def project(delta: torch.Tensor, p: float, eps: float | torch.Tensor) -> torch.T
     raise ValueError("projection is implemented for p = inf and p = 2 only")
 
 
-def random_start(
-    like: torch.Tensor, p: float, eps: float | torch.Tensor, generator: torch.Generator
-) -> torch.Tensor:
+def random_start(like: torch.Tensor, p: float, eps: float | torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A uniform draw from the l_p ball of radius eps (p = inf: the cube; p = 2: the ball).
 
     Drawn on the CPU from ``generator`` in float64, then moved, so a seed gives the same
@@ -183,3 +182,27 @@ def pgd_attack(
             (g,) = torch.autograd.grad(loss.sum(), delta)
         delta = project(delta.detach() + step * optimal_attack(g, p), p, eps)
     return delta.detach()
+
+
+def pgd_linear_efficiency(
+    p: float | str, d: int, *, steps: int = 7, step_size: float = 0.2, batch: int = 256, seed: int = 0
+) -> float:
+    """Mean fraction of the optimum ``eps ||g||_q`` that ``pgd_attack`` reaches on linear losses ``g . x``.
+
+    The small-eps limit of PGD's Lemma 2 ratio on a smooth net (where the loss is linear to
+    first order): a PGD that converges gives 1, the paper's 7 x 0.2 eps schedule from a
+    random start less (about 0.91 for l_inf, 0.87 for l_2). ``batch`` standard normal
+    gradients in dimension ``d``, drawn with the start from ``Stream.LINEAR_PGD`` of ``seed``.
+    """
+    from graphs.rng import Stream, generator_for
+
+    p = parse_norm(p)
+    gen = generator_for(Stream.LINEAR_PGD, seed)
+    w = torch.randn((batch, d), generator=gen, dtype=torch.float64)
+
+    def loss(x: torch.Tensor) -> torch.Tensor:
+        return (w * x).sum(dim=1)
+
+    x = torch.zeros((batch, d), dtype=torch.float64)
+    delta = pgd_attack(loss, x, p, 1.0, steps=steps, step_size=step_size, generator=gen)
+    return float(((w * delta).sum(dim=1) / dual_norm(w, p)).mean())

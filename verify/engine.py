@@ -222,7 +222,9 @@ def draw_quantities(
     """
     backend = choose_backend(spec, batch, backend)
     params = [sample_params(spec, seed, i, dtype=dtype, device=device) for i in draws]
-    xs = [sample_inputs(spec, seed, i, batch, kind=inputs, base_dim=base_dim, dtype=dtype, device=device) for i in draws]
+    xs = [
+        sample_inputs(spec, seed, i, batch, kind=inputs, base_dim=base_dim, dtype=dtype, device=device) for i in draws
+    ]
     ys = [sample_labels(spec, seed, i, batch, device=device) for i in draws]
     out = np.empty((len(draws), len(QUANTITIES), batch))
     if backend == "vmap":
@@ -332,4 +334,6 @@ def _measure_spec(
             )
         return block_records(ids, QUANTITIES, values)
 
-    return monte_carlo(spec, draw_ids, block, rt=rt, block_size=group, work_flops=forward_flops(spec) * batch, progress=progress)
+    return monte_carlo(
+        spec, draw_ids, block, rt=rt, block_size=group, work_flops=forward_flops(spec) * batch, progress=progress
+    )

@@ -98,4 +98,3 @@ def build_module(
 ) -> SpecNet:
     """A He-initialised torch module for ``spec`` (draw ``draw`` of seed ``seed``)."""
     return SpecNet(spec, sample_params(spec, seed, draw, dtype=dtype, device=device))
-

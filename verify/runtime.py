@@ -26,11 +26,10 @@ from typing import Iterator
 import torch
 
 from graphs.errors import InputError
+from verify.settings import DEVICES, PRECISIONS
 
 __all__ = ["DEVICES", "PRECISIONS", "SINGLE_THREAD_FLOPS", "Runtime", "resolve_device", "runtime"]
 
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "tf32")
 SINGLE_THREAD_FLOPS = 1e9
 
 

@@ -168,12 +168,6 @@ def rejection_verdict(adjusted_pvalues: Sequence[float], alpha: float) -> Verdic
     return Verdict.INCONSISTENT if (p < alpha).any() else Verdict.CONSISTENT
 
 
-# Transitional name (engineers are migrating code to ``rejection_verdict``); pytest must not
-# collect it as a test when a test module imports it.
-test_verdict = rejection_verdict
-test_verdict.__test__ = False  # type: ignore[attr-defined]
-
-
 def bound_verdict(interval: Interval, bound: float, *, above: bool = True) -> Verdict:
     """The verdict rule for a one-sided prediction, ``estimate > bound`` (``< bound`` when
     ``above`` is False), such as "an order in eps above 1": consistent when the whole interval

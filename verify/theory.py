@@ -29,11 +29,20 @@ __all__ = [
     "CORRECTIONS",
     "correction_factor",
     "eps_for_norm",
+    "LEMMA2_RATIO",
+    "PROP3_ORDER_BOUND",
+    "PROP3_SMOOTH_ORDER",
+    "SNR_SPREAD",
+    "REMARK1_RATIO",
     "THEOREM10_SLOPE",
     "THEOREM10_SQ_SLOPE",
     "theorem11_ratio",
     "SECOND_MOMENT_UNDER_H",
     "DP_BOUND_RATIO",
+    "dp_range_ratios",
+    "dp_bounded",
+    "LEMMA7_TOTAL",
+    "LEMMA8_SCALED_PATH_SUM",
     "LEMMA9_HYPOTHESES",
 ]
 
@@ -136,6 +145,23 @@ def correction_factor(name: str, d) -> np.ndarray:
     return CORRECTIONS[name](np.asarray(d, dtype=np.float64))
 
 
+# The first-order statements (``verify first-order``), each a ratio or an order whose limit the
+# paper states:
+# - Lemma 2: E[L(x + delta) - L(x)] / E[eps_p ||d_x L||_q] -> 1 as eps -> 0 for the optimal
+#   eps-sized l_p attack (a PGD schedule that stops short of the optimum tends instead to its
+#   linear-model efficiency, ``verify.attacks.pgd_linear_efficiency``);
+# - Prop. 3: L~_eps - L_eps = o(eps), i.e. the order of E|L~_eps - L_eps| in eps exceeds 1
+#   (2 for a loss twice differentiable along the attack);
+# - Eq. 3 / Appendix C: with eps_p = eps_inf d^(1/p), ||x||_2 / ||delta||_2 is the same for
+#   every p and d (pixel-sized attacks), so the largest over smallest of its means is 1;
+# - Remark 1 / Eq. 9: uncorrelated logit gradients of equal mean square norm G give
+#   E[||d_x L||_2^2 | q] = G ((1 - q_c)^2 + sum_{k != c} q_k^2): the slope through 0 over G is 1.
+LEMMA2_RATIO = 1.0
+PROP3_ORDER_BOUND = 1.0
+PROP3_SMOOTH_ORDER = 2.0
+SNR_SPREAD = 1.0
+REMARK1_RATIO = 1.0
+
 # Theorem 10: ||d_x f_k||_2 ~ 1/prod sqrt(a_i), so slope -1/2 against prod a_i; the squared
 # norm, which Eq. 13 computes exactly under (H), has slope -1.
 THEOREM10_SLOPE = -0.5
@@ -155,6 +181,28 @@ SECOND_MOMENT_UNDER_H = 2.0
 # with d. Over the sizes checked, a spread that changes by less than this factor counts as
 # bounded (the 3x3 stride-2 circular net: 0.2775..1.9731 at every size, ratio constant).
 DP_BOUND_RATIO = 1.05
+
+
+def dp_range_ratios(smaller: tuple[float, float], larger: tuple[float, float]) -> tuple[float, float]:
+    """(S-bounded)'s evidence between two sizes: the ratios larger / smaller of the minimum and
+    of the maximum of d * P(x, o), each given as ``(min, max)``; inf where the smaller size's
+    end is not positive (a range that reaches 0 is not bounded below)."""
+    lo = larger[0] / smaller[0] if smaller[0] > 0 else math.inf
+    hi = larger[1] / smaller[1] if smaller[1] > 0 else math.inf
+    return lo, hi
+
+
+def dp_bounded(smaller: tuple[float, float], larger: tuple[float, float]) -> bool:
+    """(S-bounded) judged on two sizes (the two largest checked): both ends of the range of
+    d * P(x, o) agree within ``DP_BOUND_RATIO`` and the larger size's minimum is positive."""
+    ratios = dp_range_ratios(smaller, larger)
+    return all(1 / DP_BOUND_RATIO <= r <= DP_BOUND_RATIO for r in ratios) and larger[0] > 0
+
+
+# Lemma 7: sum_x P(x, o) = 1 for every output o of every DAG (a random walk up from o ends at
+# an input). Lemma 8: under (S), d * P(x, o) = 1 for every input x and output o.
+LEMMA7_TOTAL = 1.0
+LEMMA8_SCALED_PATH_SUM = 1.0
 
 # Lemma 9 is a statement about weights alone (no ReLU gate enters a path product), so of (H) it
 # uses: each path crosses a layer once (H2), centred weights (the mean part of H3; the variance

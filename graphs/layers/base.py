@@ -29,7 +29,18 @@ from typing import Any, ClassVar, Iterator, Sequence, TypeVar
 import numpy as np
 import torch
 
-__all__ = ["Layer", "Shape", "Edge", "NODE_KINDS", "VARIANCES", "LAYER_KINDS", "register_layer", "layer_from_dict", "apply_linear", "require_weight"]
+__all__ = [
+    "Layer",
+    "Shape",
+    "Edge",
+    "NODE_KINDS",
+    "VARIANCES",
+    "LAYER_KINDS",
+    "register_layer",
+    "layer_from_dict",
+    "apply_linear",
+    "require_weight",
+]
 
 Shape = tuple[int, ...]
 # (source activation j, source index in activation j, destination index in this layer's
@@ -137,7 +148,9 @@ class Layer(abc.ABC):
     # ------------------------------------------------------------------ torch side
 
     @abc.abstractmethod
-    def apply(self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False) -> torch.Tensor:
+    def apply(
+        self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False
+    ) -> torch.Tensor:
         """Pre-activation for a batch; ``inputs`` are the activations ``reads`` names, in order.
         ``structural=True``: every edge weighs 1 (all-ones weights, pooling sums), so the map
         counts edges with multiplicity (the operator form of path sums)."""
@@ -147,7 +160,9 @@ class Layer(abc.ABC):
         shape = self.weight_shape()
         return None if shape is None else torch.ones(shape, dtype=dtype, device=device)
 
-    def input_vjp(self, weight: torch.Tensor | None, cotangent: torch.Tensor, input_shape: Shape) -> torch.Tensor | None:
+    def input_vjp(
+        self, weight: torch.Tensor | None, cotangent: torch.Tensor, input_shape: Shape
+    ) -> torch.Tensor | None:
         """Vector-Jacobian product with respect to the (single) input, for a batch of
         cotangents shaped like the output; ``input_shape`` includes the batch axis. None
         when the layer has no hand-written adjoint (the engine then uses autograd).
@@ -196,6 +211,7 @@ def require_weight(layer: Layer, weight: torch.Tensor | None) -> torch.Tensor:
         raise ValueError(f"{layer.describe()} has random weights: pass its weight tensor")
     return weight
 
+
 # Every layer kind by its ``kind`` name; filled by ``register_layer`` as the kind modules load.
 LAYER_KINDS: dict[str, type[Layer]] = {}
 
@@ -226,7 +242,9 @@ def layer_from_dict(data: dict[str, Any]) -> Layer:
     return LAYER_KINDS[kind].from_dict(data)
 
 
-def apply_linear(layer: Layer, weight: torch.Tensor | None, history: Sequence[torch.Tensor], *, structural: bool = False) -> torch.Tensor:
+def apply_linear(
+    layer: Layer, weight: torch.Tensor | None, history: Sequence[torch.Tensor], *, structural: bool = False
+) -> torch.Tensor:
     """``layer.apply`` on what it reads from ``history``, the activations ``0..index-1`` of a
     batch (so the layer's index is ``len(history)``)."""
     return layer.apply(weight, [history[j] for j in layer.reads(len(history))], structural=structural)

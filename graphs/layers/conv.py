@@ -96,15 +96,22 @@ class Conv2d(Layer):
                         for co in range(cout):
                             dst = (co * ho + oy) * wo + ox
                             for ci in range(cin):
-                                yield src, (ci * h + iy) * w + ix, dst, {
-                                    "weight_kind": "random",
-                                    "param": (index, co, ci, ky, kx),
-                                    "value": None,
-                                }
+                                yield (
+                                    src,
+                                    (ci * h + iy) * w + ix,
+                                    dst,
+                                    {
+                                        "weight_kind": "random",
+                                        "param": (index, co, ci, ky, kx),
+                                        "value": None,
+                                    },
+                                )
 
     # ------------------------------------------------------------------ torch side
 
-    def apply(self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False) -> torch.Tensor:
+    def apply(
+        self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False
+    ) -> torch.Tensor:
         (h,) = inputs
         w = require_weight(self, weight)
         if self.padding == "zeros":
@@ -124,7 +131,16 @@ class Conv2d(Layer):
             conv_in = torch.empty((n, c, h + 2 * p, w + 2 * p), dtype=g.dtype, device=g.device)
             conv_in = conv_in.contiguous(memory_format=channels_last)
         g = torch.ops.aten.convolution_backward(
-            g, conv_in, require_weight(self, weight), None, [self.stride] * 2, [0 if padded else self.pad] * 2, [1, 1], False, [0, 0], 1,
+            g,
+            conv_in,
+            require_weight(self, weight),
+            None,
+            [self.stride] * 2,
+            [0 if padded else self.pad] * 2,
+            [1, 1],
+            False,
+            [0, 0],
+            1,
             [True, False, False],
         )[0]
         if padded:

@@ -47,7 +47,9 @@ class Linear(Layer):
         # every output reads every unit: identical in-edges, one class
         return [list(outputs)]
 
-    def apply(self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False) -> torch.Tensor:
+    def apply(
+        self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False
+    ) -> torch.Tensor:
         (h,) = inputs
         return F.linear(h.flatten(1), require_weight(self, weight))
 
@@ -64,4 +66,9 @@ class Linear(Layer):
         return f"linear({self.in_features}->{self.out_features}{', relu' if self.relu else ''})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "in_features": int(self.in_features), "out_features": int(self.out_features), "relu": bool(self.relu)}
+        return {
+            "kind": self.kind,
+            "in_features": int(self.in_features),
+            "out_features": int(self.out_features),
+            "relu": bool(self.relu),
+        }

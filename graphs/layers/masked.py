@@ -67,7 +67,12 @@ class MaskedLinear(Layer):
         rows, cols = np.nonzero(self.mask)
         for r, c in zip(rows, cols):
             j = int(src_layer[c])
-            yield j, int(c - offsets[j]), int(r), {"weight_kind": "random", "param": (index, int(r), int(c)), "value": None}
+            yield (
+                j,
+                int(c - offsets[j]),
+                int(r),
+                {"weight_kind": "random", "param": (index, int(r), int(c)), "value": None},
+            )
 
     def output_classes(self, outputs: Sequence[int]) -> list[list[int]]:
         # outputs with equal mask rows have the same in-edges
@@ -76,7 +81,9 @@ class MaskedLinear(Layer):
             groups.setdefault(np.ascontiguousarray(self.mask[o]).tobytes(), []).append(o)
         return list(groups.values())
 
-    def apply(self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False) -> torch.Tensor:
+    def apply(
+        self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False
+    ) -> torch.Tensor:
         return F.linear(torch.cat([h.flatten(1) for h in inputs], dim=1), require_weight(self, weight))
 
     def structural_weight(self, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PADDINGS", "padded_source", "pad_input", "pad_input_adjoint"]
+from graphs.families import PADDINGS
 
-PADDINGS = ("zeros", "circular", "reflect")
+__all__ = ["PADDINGS", "padded_source", "pad_input", "pad_input_adjoint"]
 
 
 def padded_source(i: int, n: int, mode: str) -> int | None:

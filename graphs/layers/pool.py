@@ -61,14 +61,18 @@ class AvgPool2d(Layer):
                             src = (ch * h + oy * a + dy) * w + ox * a + dx
                             yield index - 1, src, dst, {"weight_kind": "pool", "param": None, "value": value}
 
-    def apply(self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False) -> torch.Tensor:
+    def apply(
+        self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False
+    ) -> torch.Tensor:
         (h,) = inputs
         out = F.avg_pool2d(h, self.window)
         # structural: every edge weighs 1, so the window sums instead of averaging
         return out * self.area if structural else out
 
     def input_vjp(self, weight: torch.Tensor | None, cotangent: torch.Tensor, input_shape: Shape) -> torch.Tensor:
-        like = torch.empty(input_shape, dtype=cotangent.dtype, device=cotangent.device, memory_format=torch.channels_last)
+        like = torch.empty(
+            input_shape, dtype=cotangent.dtype, device=cotangent.device, memory_format=torch.channels_last
+        )
         k = [self.window] * 2
         return torch.ops.aten.avg_pool2d_backward(cotangent, like, k, k, [0, 0], False, True, None)
 

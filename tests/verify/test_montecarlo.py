@@ -14,7 +14,9 @@ from verify.runtime import Runtime, runtime
 
 def _fake(ids):
     # value depends on the draw id and the input only: blocks must not matter
-    values = np.array([[[10 * i + j, -(10 * i + j)] for j in range(2)] for i in ids], dtype=np.float64).transpose(0, 2, 1)
+    values = np.array([[[10 * i + j, -(10 * i + j)] for j in range(2)] for i in ids], dtype=np.float64).transpose(
+        0, 2, 1
+    )
     return block_records(ids, ["a", "b"], values)
 
 
@@ -45,7 +47,11 @@ def test_extra_key_columns_sit_before_value():
 def test_blocks_must_be_rectangular():
     spec = build_spec("dense", 4, widths=(3,))
     with pytest.raises(ValueError, match="unequal"):
-        monte_carlo(spec, [0], lambda ids: {"draw": np.zeros(2), "input": np.zeros(1), "quantity": np.zeros(2), "value": np.zeros(2)})
+        monte_carlo(
+            spec,
+            [0],
+            lambda ids: {"draw": np.zeros(2), "input": np.zeros(1), "quantity": np.zeros(2), "value": np.zeros(2)},
+        )
 
 
 def test_thread_policy_is_applied_and_restored():

@@ -18,13 +18,15 @@ from verify.stats import (
     fit_power_law,
     holm,
     ols_slope,
+    rejection_verdict,
     samples_to_settle,
     t_interval,
-    rejection_verdict,
 )
 
 
-def _synthetic(xs, slope, draws, inputs, *, sigma_draw=0.3, sigma_input=0.5, seed=0, scale=2.0, factor=None, shared_draws=False):
+def _synthetic(
+    xs, slope, draws, inputs, *, sigma_draw=0.3, sigma_input=0.5, seed=0, scale=2.0, factor=None, shared_draws=False
+):
     """Long-format records with E[value] = scale * x^slope * factor(x) exactly.
 
     Each draw has a lognormal factor shared by its inputs (so inputs are not independent),
@@ -97,7 +99,9 @@ def test_bootstrap_resamples_draw_ids_jointly_when_sizes_share_draws():
     covered = 0
     reps = 150
     for rep in range(reps):
-        rec = _synthetic([50, 200, 800, 3200], 0.5, 128, 2, sigma_draw=0.6, sigma_input=0.3, seed=500 + rep, shared_draws=True)
+        rec = _synthetic(
+            [50, 200, 800, 3200], 0.5, 128, 2, sigma_draw=0.6, sigma_input=0.3, seed=500 + rep, shared_draws=True
+        )
         fit = fit_power_law(rec, "q", n_boot=999, seed=rep)
         assert fit.paired
         covered += fit.interval.contains(0.5)

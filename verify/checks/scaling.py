@@ -27,7 +27,7 @@ from graphs.errors import InputError
 from graphs.spec import Spec
 from verify.results import Claim, Verdict
 from verify.stats import SlopeFit, band_verdict, fit_power_law, samples_to_settle
-from verify.theory import DP_BOUND_RATIO, EPS_INF, SCALING_PREDICTIONS, SCALING_QUANTITIES, Prediction
+from verify.theory import EPS_INF, SCALING_PREDICTIONS, SCALING_QUANTITIES, Prediction, dp_bounded
 
 __all__ = [
     "DEFAULT_DRAWS",
@@ -201,8 +201,7 @@ def hypothesis_status(status: Sequence[SizeStatus]) -> HypothesisStatus:
         bounded = False
     else:
         a, b = status[-2], status[-1]
-        ratios = [b.dp_min / a.dp_min if a.dp_min > 0 else math.inf, b.dp_max / a.dp_max if a.dp_max > 0 else math.inf]
-        bounded = all(1 / DP_BOUND_RATIO <= r <= DP_BOUND_RATIO for r in ratios) and b.dp_min > 0
+        bounded = dp_bounded((a.dp_min, a.dp_max), (b.dp_min, b.dp_max))
     structural = tuple(sorted({h for s in status for h in s.structural}))
     return HypothesisStatus(symmetric, bounded, max(s.h3_fraction for s in status), structural)
 

@@ -44,7 +44,7 @@ import pandas as pd
 
 from graphs.spec import Spec
 from verify.results import Claim, Interval, Verdict
-from verify.stats import DEFAULT_LEVEL, DEFAULT_N_BOOT, band_verdict, bootstrap_interval, samples_to_settle, same_draws
+from verify.stats import DEFAULT_LEVEL, DEFAULT_N_BOOT, band_verdict, bootstrap_interval, same_draws, samples_to_settle
 
 __all__ = [
     "VARIANCES",
@@ -161,9 +161,8 @@ def likely_culprit(spec: Spec, rel_he: Interval, rel_init: Interval, he: float, 
     above = rel_init.low > 0
     if pool:
         what = (
-            "H1: a ReLU gate depends on the weights of its neuron; neurons averaged by one pooling node read "
-            "overlapping inputs, and the constant 1/a weight does not decorrelate them, so the cross terms "
-            "E[s_p s_p' w_p w_p'] that (H) drops are not 0"
+            "H1: neurons averaged by one pooling node read overlapping inputs, so their gates and weights co-vary "
+            "and the constant 1/a leaves the cross terms E[s_p s_p' w_p w_p'] that (H) drops"
         )
     else:
         what = "H1: ReLU gates correlate with the shared convolution weights"
@@ -308,7 +307,9 @@ def agreement_claim(
         )
     if verdict is Verdict.INCONCLUSIVE:
         settle = samples_to_settle(diff.interval, diff.estimate, diff.draws, 0.0, tolerance)
-        notes.append(f"~{settle} draws would likely settle it" if settle else "on the band's edge: >100x the draws needed")
+        notes.append(
+            f"~{settle} draws would likely settle it" if settle else "on the band's edge: >100x the draws needed"
+        )
     return Claim(
         name=name,
         statement=(

@@ -26,10 +26,11 @@ __all__ = ["main", "entry_point", "build_parser", "COMMANDS"]
 # command name -> module; aliases keep old spellings working for scripts.
 COMMANDS: dict[str, str] = {
     "scaling": "verify.cli.scaling",
-    "paths": "verify.commands.paths",
-    "pooling": "verify.commands.pooling",
-    "moments": "verify.commands.moments",
-    "first-order": "verify.commands.first_order",
+    "paths": "verify.cli.paths",
+    "pooling": "verify.cli.pooling",
+    "lemma9": "verify.cli.lemma9",
+    "moments": "verify.cli.lemma9",  # the old name of lemma9
+    "first-order": "verify.cli.first_order",
 }
 
 EPILOG = """\

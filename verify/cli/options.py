@@ -197,7 +197,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, *, draws: int, batch
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, *, threads: int | None = None) -> None:
     """--device and --threads."""
-    from verify.runtime import DEVICES
+    from verify.settings import DEVICES
 
     g = parser.add_argument_group("runtime")
     g.add_argument("--device", default="auto", choices=DEVICES, help="auto takes CUDA when available (default auto)")

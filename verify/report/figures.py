@@ -47,7 +47,9 @@ def log_ticks(lo: float, hi: float, *, max_ticks: int = 6) -> list[float]:
             if len(ticks) >= 3:
                 return _thin(ticks, max_ticks)
             best = max(best, ticks, key=len)
-    linear = [float(v) for v in MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi) if lo <= v <= hi and v > 0]
+    linear = [
+        float(v) for v in MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi) if lo <= v <= hi and v > 0
+    ]
     ticks = max(best, linear, key=len)
     return ticks if len(ticks) >= 2 else [float(f"{lo:.3g}"), float(f"{hi:.3g}")]
 

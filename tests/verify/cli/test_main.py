@@ -31,7 +31,9 @@ def test_every_command_has_help_with_examples(name, capsys):
     assert "verify " in out.split("examples", 1)[-1], "the epilog must show a worked command line"
 
 
-@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["scaling", "--no-such-flag"], ["scaling", "--arch", "no-such-net", "--dims", "8,16"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["frobnicate"], ["scaling", "--no-such-flag"], ["scaling", "--arch", "no-such-net", "--dims", "8,16"]]
+)
 def test_bad_command_lines_exit_2_with_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

@@ -6,7 +6,7 @@ import pytest
 
 from graphs.errors import InputError
 from graphs.families import FAMILIES
-from verify.cli.options import ArgumentParser, add_arch_arguments, family_options
+from verify.cli.options import ArgumentParser, add_arch_arguments, family_options, parse_dims
 
 
 def _parser(**kwargs):
@@ -24,7 +24,9 @@ def test_every_declared_flag_is_generated_once():
 
 
 def test_options_are_parsed_by_their_declaration():
-    args = _parser().parse_args(["--arch", "strided-cnn", "--strides", "1,2", "--padding", "circular", "--classes", "3"])
+    args = _parser().parse_args(
+        ["--arch", "strided-cnn", "--strides", "1,2", "--padding", "circular", "--classes", "3"]
+    )
     assert family_options(args) == {"strides": (1, 2), "padding": "circular", "num_classes": 3}
 
 
@@ -46,3 +48,15 @@ def test_command_defaults_override_family_defaults_and_show_in_help():
     args = p.parse_args(["--arch", "avgpool-cnn"])
     assert family_options(args)["channels"] == 16
     assert "(default 16)" in p.format_help()
+
+
+@pytest.mark.parametrize("text", ["32,x", "32,-1", "32,32", "0", "3.5"])
+def test_bad_dims(text):
+    with pytest.raises(InputError, match="--dims"):
+        parse_dims(text)
+
+
+def test_dims_keep_order():
+    assert parse_dims(" 64, 32,128 ") == [64, 32, 128]
+    with pytest.raises(InputError, match="at least 2"):
+        parse_dims("32", at_least=2)

@@ -12,7 +12,21 @@ from verify.cli import main
 from verify.theory import SCALING_QUANTITIES
 
 DENSE = ["scaling", "--arch", "dense", "--dims", "16,64,256", "--widths", "32", "--draws", "8", "--batch", "2"]
-CNN = ["scaling", "--arch", "strided-cnn", "--dims", "8,16", "--channels", "4", "--strides", "1,2", "--draws", "6", "--batch", "1"]
+CNN = [
+    "scaling",
+    "--arch",
+    "strided-cnn",
+    "--dims",
+    "8,16",
+    "--channels",
+    "4",
+    "--strides",
+    "1,2",
+    "--draws",
+    "6",
+    "--batch",
+    "1",
+]
 
 
 def _run_json(argv, capsys):
@@ -45,7 +59,18 @@ def test_json_envelope_report_and_plot(tmp_path, capsys):
         assert c["hypotheses_broken"] == []  # dense nets satisfy (H) and (S) exactly
     assert sum(out["verdicts"].values()) == len(SCALING_QUANTITIES)
     report = (tmp_path / "scaling-dense.md").read_text()
-    for text in ("## Settings", "wall time", "torch", "## Verdicts", "predicted slope", "95% CI", "Per-size means", "(S) holds", "H3 holds", "scaling-dense.png"):
+    for text in (
+        "## Settings",
+        "wall time",
+        "torch",
+        "## Verdicts",
+        "predicted slope",
+        "95% CI",
+        "Per-size means",
+        "(S) holds",
+        "H3 holds",
+        "scaling-dense.png",
+    ):
         assert text in report, text
     assert (tmp_path / "scaling-dense.png").stat().st_size > 1000
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], "temporary files left behind"
@@ -77,7 +102,9 @@ def test_broken_hypotheses_are_stated_next_to_the_verdicts(tmp_path, capsys):
     report = (tmp_path / "scaling-strided-cnn.md").read_text()
     verdicts = report.split("## Verdicts", 1)[1].split("## Per-size", 1)[0]
     assert "Warning: (S), H3 fail" in verdicts
-    rows = [line for line in verdicts.splitlines() if line.startswith("| logit_grad_l2") or line.startswith("| vuln_linf")]
+    rows = [
+        line for line in verdicts.splitlines() if line.startswith("| logit_grad_l2") or line.startswith("| vuln_linf")
+    ]
     assert len(rows) == 2
     assert all("| H3 |" in row for row in rows)
     assert "padding=zeros" in report
@@ -143,7 +170,21 @@ def test_bad_input_one_line_exit_2_no_report(extra, needle, tmp_path, capsys):
 
 
 def test_dead_nets_end_in_one_line(tmp_path, capsys):
-    argv = ["scaling", "--arch", "dense", "--dims", "16,32", "--widths", "1", "--draws", "2", "--batch", "1", "--out-dir", str(tmp_path / "r")]
+    argv = [
+        "scaling",
+        "--arch",
+        "dense",
+        "--dims",
+        "16,32",
+        "--widths",
+        "1",
+        "--draws",
+        "2",
+        "--batch",
+        "1",
+        "--out-dir",
+        str(tmp_path / "r"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "dead" in err, err

@@ -32,7 +32,9 @@ def test_numbers():
     assert interval_text(Interval(math.nan, 1.0)) == "no interval"
 
 
-@pytest.mark.parametrize(("lo", "hi"), [(1.2, 1.9), (0.65, 1.4), (1e-3, 3e-1), (0.05, 0.09), (10, 1e5), (1.01, 1.02), (0.0018, 0.012)])
+@pytest.mark.parametrize(
+    ("lo", "hi"), [(1.2, 1.9), (0.65, 1.4), (1e-3, 3e-1), (0.05, 0.09), (10, 1e5), (1.01, 1.02), (0.0018, 0.012)]
+)
 def test_log_ticks_label_every_range(lo, hi):
     ticks = log_ticks(lo, hi)
     assert len(ticks) >= 2
