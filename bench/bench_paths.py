@@ -46,7 +46,7 @@ def main() -> None:
     for padding in ("zeros", "circular"):
         spec = build_spec("strided-cnn", args.n, padding=padding)
         edges = spec_edge_count(spec)
-        t_one, P = best_of(lambda spec=spec: path_sums_operator(spec, [0]), args.repeats)
+        t_one, _ = best_of(lambda spec=spec: path_sums_operator(spec, [0]), args.repeats)
         t_all, P_all = best_of(lambda spec=spec: operator_path_sums(spec), 1)
         scaled = spec.d * P_all
         t_sym, verdict = best_of(lambda spec=spec: randomised_symmetry(spec, trials=2, seed=0), 1)

@@ -18,7 +18,7 @@ import networkx as nx
 from graphs.errors import CyclicGraphError
 from graphs.spec import Spec
 
-__all__ = ["to_dag", "ensure_dag", "input_nodes", "output_nodes", "in_degrees", "node_layers"]
+__all__ = ["ensure_dag", "in_degrees", "input_nodes", "node_layers", "output_nodes", "to_dag"]
 
 
 def to_dag(spec: Spec) -> nx.MultiDiGraph:

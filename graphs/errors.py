@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["InputError", "SpecError", "CyclicGraphError"]
+__all__ = ["CyclicGraphError", "InputError", "SpecError"]
 
 
 class InputError(ValueError):

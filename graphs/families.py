@@ -15,15 +15,15 @@ from typing import Any, Callable
 from graphs.errors import InputError, SpecError
 
 __all__ = [
-    "Option",
-    "Family",
     "FAMILIES",
     "IMAGE_FAMILIES",
     "PADDINGS",
     "PAPER_STRIDES",
+    "Family",
+    "Option",
     "family",
-    "parse_option",
     "int_tuple",
+    "parse_option",
 ]
 
 PADDINGS = ("zeros", "circular", "reflect")

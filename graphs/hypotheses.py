@@ -17,7 +17,7 @@ count in the in-degree, and the torch Jacobian gives each its own weight.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Callable, Hashable
+from typing import Callable, Hashable, cast
 
 import networkx as nx
 import numpy as np
@@ -30,10 +30,10 @@ from graphs.spec import Spec
 __all__ = [
     "check_h2",
     "h2_violations",
+    "h3_violating_nodes",
     "h3_violation_counts",
     "h3_violation_fraction",
     "init_variance_from_spec",
-    "h3_violating_nodes",
 ]
 
 
@@ -98,7 +98,7 @@ def init_variance_from_spec(spec: Spec) -> Callable[[Hashable], Fraction | None]
     nominal = [layer.fan_in() for layer in spec.layers]
 
     def variance(node: Hashable) -> Fraction | None:
-        l, i = node
+        l, i = cast("tuple[int, int]", node)  # to_dag names every node (layer, flat index)
         fan = nominal[l - 1]
         if fan is None:
             return None

@@ -64,12 +64,12 @@ from graphs.spec import Spec
 
 __all__ = [
     "VARIANCES",
-    "second_moment_factor",
-    "second_moment_map",
+    "dag_node_factors",
     "predicted_grad_sq_norms",
     "predicted_logit_grad_sq",
-    "dag_node_factors",
     "second_moment_dp",
+    "second_moment_factor",
+    "second_moment_map",
 ]
 
 
@@ -126,9 +126,11 @@ def dag_node_factors(g: nx.MultiDiGraph, spec: Spec | None = None, *, variance: 
     ``kind`` ("relu" halves). ``variance="init"`` needs ``spec`` for the nominal fan-ins.
     """
     _check_variance(variance)
-    if variance == "init" and spec is None:
-        raise InputError("variance 'init' needs the spec, for the nominal fan-in of each layer")
-    init_variance = init_variance_from_spec(spec) if variance == "init" else None
+    init_variance = None
+    if variance == "init":
+        if spec is None:
+            raise InputError("variance 'init' needs the spec, for the nominal fan-in of each layer")
+        init_variance = init_variance_from_spec(spec)
     factors: dict[Hashable, Fraction] = {}
     for v, attrs in g.nodes(data=True):
         edges = list(g.in_edges(v, data=True))
@@ -142,7 +144,14 @@ def dag_node_factors(g: nx.MultiDiGraph, spec: Spec | None = None, *, variance: 
                 raise ValueError(f"pooling node {v!r} has unequal weights {sorted(values)}")
             w2 = values.pop() ** 2
         elif kinds == {"random"}:
-            w2 = Fraction(2, len(edges)) if variance == "he" else init_variance(v)
+            if variance == "he":
+                w2 = Fraction(2, len(edges))
+            else:
+                assert init_variance is not None, "variance 'init' built init_variance above"
+                nominal = init_variance(v)
+                # only pooling layers have no nominal fan-in, and their in-edges are 'pool', not 'random'
+                assert nominal is not None, f"random node {v!r} has no nominal fan-in"
+                w2 = nominal
         else:
             raise ValueError(f"node {v!r} mixes pooling and random in-edges; Eq. 13 needs one kind per node")
         factors[v] = w2 * gate

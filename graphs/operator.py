@@ -18,12 +18,12 @@ from graphs.spec import Spec
 
 __all__ = [
     "NodeFactor",
-    "structural_forward",
     "in_degree_maps",
     "multiplier_maps",
     "operator_vjp",
     "path_sum_factor",
     "path_sums_operator",
+    "structural_forward",
 ]
 
 # (layer index >= 1, node kind, in-degree tensor of that layer) -> multiplier tensor

@@ -30,17 +30,17 @@ from graphs.spec import Spec
 
 __all__ = [
     "GraphFactor",
-    "inverse_degree",
-    "topological_order",
     "ancestor_order",
-    "path_sums_bruteforce",
-    "path_sums_dp",
+    "inverse_degree",
     "lemma7_total",
     "lemma8_holds",
+    "operator_path_sums",
+    "output_classes",
+    "path_sums_bruteforce",
+    "path_sums_dp",
     "scaled_path_sum_range",
     "spec_edge_count",
-    "output_classes",
-    "operator_path_sums",
+    "topological_order",
 ]
 
 Number = Union[float, Fraction, int]
@@ -110,7 +110,7 @@ def path_sums_bruteforce(
     is_input = set(inputs)
     fac = _factor_values(g, g.nodes, factor, exact)
     zero: Number = Fraction(0) if exact else 0.0
-    sums: dict[Hashable, Number] = {x: zero for x in inputs}
+    sums: dict[Hashable, Number] = dict.fromkeys(inputs, zero)
     one: Number = Fraction(1) if exact else 1.0
     stack = [(o, one)]
     while stack:

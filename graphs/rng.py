@@ -39,7 +39,7 @@ from enum import IntEnum
 import numpy as np
 import torch
 
-__all__ = ["Stream", "seed_entropy", "generator_for", "numpy_rng", "check_seed"]
+__all__ = ["Stream", "check_seed", "generator_for", "numpy_rng", "seed_entropy"]
 
 
 class Stream(IntEnum):

@@ -11,6 +11,7 @@ index neurons identically.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -23,17 +24,17 @@ from graphs.families import PADDINGS, PAPER_STRIDES
 from graphs.layers import AvgPool2d, Conv2d, Layer, Linear, MaskedLinear, Shape
 
 __all__ = [
-    "Conv2d",
     "AvgPool2d",
+    "Conv2d",
+    "Layer",
     "Linear",
     "MaskedLinear",
-    "Layer",
     "Spec",
+    "avgpool_cnn_spec",
     "build_spec",
     "dense_spec",
-    "strided_cnn_spec",
-    "avgpool_cnn_spec",
     "random_dag_spec",
+    "strided_cnn_spec",
 ]
 
 
@@ -136,14 +137,14 @@ def dense_spec(d: int, *, widths: tuple[int, ...] = (256, 256), num_classes: int
     """Fully connected ReLU layers of the given widths, then a linear layer to the logits."""
     d = _positive("d", d)
     sizes = (d, *[_positive("width", w) for w in widths])
-    layers: list[Layer] = [Linear(a, b, relu=True) for a, b in zip(sizes[:-1], sizes[1:])]
+    layers: list[Layer] = [Linear(a, b, relu=True) for a, b in itertools.pairwise(sizes)]
     layers.append(Linear(sizes[-1], _positive("num_classes", num_classes), relu=False))
     return Spec("dense", d, (d,), tuple(layers), {"widths": tuple(widths)})
 
 
 def _cnn_trunk(
     n: int, channels: int, strides: tuple[int, ...], kernel: int, padding: str, in_channels: int, pools
-) -> tuple[list[Layer], tuple[int, int, int]]:
+) -> tuple[list[Layer], Shape]:
     layers: list[Layer] = []
     c = in_channels
     pool_iter = iter(pools) if pools is not None else None

@@ -46,24 +46,24 @@ from graphs.rng import Stream, numpy_rng
 from graphs.spec import Spec
 
 __all__ = [
+    "DAG_SYMMETRY_MAX_EDGES",
     "Monomial",
     "Polynomial",
     "SymmetryVerdict",
-    "path_degree_polynomials",
-    "path_degree_multisets",
-    "is_symmetric_dag",
-    "is_symmetric_bruteforce",
-    "is_symmetric_spec_dag",
     "dag_symmetry_verdict",
-    "is_prime",
-    "random_prime",
-    "modular_path_polynomials",
-    "is_symmetric_operator",
-    "randomised_symmetry",
     "false_positive_bound",
-    "symmetry_verdict",
+    "is_prime",
+    "is_symmetric_bruteforce",
+    "is_symmetric_dag",
+    "is_symmetric_operator",
+    "is_symmetric_spec_dag",
+    "modular_path_polynomials",
+    "path_degree_multisets",
+    "path_degree_polynomials",
+    "random_prime",
+    "randomised_symmetry",
     "symmetry_status",
-    "DAG_SYMMETRY_MAX_EDGES",
+    "symmetry_verdict",
 ]
 
 Monomial = tuple[tuple[int, int], ...]  # sorted (degree, power) pairs, powers >= 1
@@ -100,7 +100,7 @@ def path_degree_polynomials(g: nx.DiGraph, o: Hashable) -> dict[Hashable, Polyno
         deg = g.in_degree(u)
         if deg > 0:
             i = slot[deg]
-            shifted[u] = {mono[:i] + (mono[i] + 1,) + mono[i + 1 :]: c for mono, c in q.items()}
+            shifted[u] = {(*mono[:i], mono[i] + 1, *mono[i + 1 :]): c for mono, c in q.items()}
     result: dict[Hashable, Polynomial] = {}
     for x in input_nodes(g):
         q = poly.get(x, {})
@@ -121,7 +121,7 @@ def path_degree_multisets(g: nx.DiGraph, o: Hashable) -> dict[Hashable, Counter]
             out[v][tuple(sorted(degs))] += 1
         deg = g.in_degree(v)
         for u, _ in g.in_edges(v):
-            stack.append((u, degs + (deg,)))
+            stack.append((u, (*degs, deg)))
     return out
 
 

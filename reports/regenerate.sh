@@ -7,7 +7,7 @@ verify scaling --arch strided-cnn --dims 32,64,128,256                      # th
 verify scaling --arch strided-cnn --dims 32,64,128,256 --padding circular --out-dir reports/circular
 verify scaling --arch dense --dims 64,256,1024,4096
 verify paths --arch strided-cnn --dims 32,64,128,256
-verify pooling --arch avgpool-cnn --pools 1,2,4,8 --dim 128
-verify moments --arch random-dag --dims 6
-verify moments --arch random-dag --dims 6 --init shared
+verify pooling --arch avgpool-cnn --pools 1,2,4,8 --dims 128
+verify lemma9 --arch random-dag --dims 6
+verify lemma9 --arch random-dag --dims 6 --init shared
 verify first-order --arch dense --dims 256,1024,4096 --eps 1e-4,1e-3,1e-2,1e-1

@@ -14,7 +14,7 @@ import networkx as nx
 from hypothesis import settings
 from hypothesis import strategies as st
 
-__all__ = ["random_dags", "symmetric_dags", "layered_widths", "thorough"]
+__all__ = ["layered_widths", "random_dags", "symmetric_dags", "thorough"]
 
 
 def thorough() -> bool:

@@ -17,16 +17,16 @@ import torch
 __all__ = [
     "ATTACK_NORMS",
     "PGD_NORMS",
-    "parse_norm",
-    "norm_label",
     "dual_exponent",
-    "lp_norm",
     "dual_norm",
+    "lp_norm",
+    "norm_label",
     "optimal_attack",
-    "project",
-    "random_start",
+    "parse_norm",
     "pgd_attack",
     "pgd_linear_efficiency",
+    "project",
+    "random_start",
 ]
 
 ATTACK_NORMS = (math.inf, 2.0, 1.0)

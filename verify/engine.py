@@ -38,7 +38,7 @@ Threads and device come from the runtime (``verify.runtime``): small draws run o
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Sequence, overload
 
 import numpy as np
 import pandas as pd
@@ -54,20 +54,20 @@ from verify.sampling import INPUT_KINDS, input_gradients, sample_inputs, sample_
 from verify.theory import EPS_INF, SCALING_QUANTITIES
 
 __all__ = [
-    "QUANTITIES",
-    "EPS_INF",
     "BACKENDS",
-    "VMAP_MAX_FLOPS",
+    "EPS_INF",
+    "QUANTITIES",
     "SINGLE_THREAD_FLOPS",
+    "VMAP_MAX_FLOPS",
+    "choose_backend",
+    "draw_quantities",
     "forward_flops",
     "functional_gradients",
     "manual_gradients",
-    "supports_manual",
-    "choose_backend",
-    "sample_quantities",
-    "draw_quantities",
-    "use_vmap",
     "measure",
+    "sample_quantities",
+    "supports_manual",
+    "use_vmap",
 ]
 
 # The quantities and the vulnerability budget are the theory's (verify.theory).
@@ -98,6 +98,12 @@ def forward_flops(spec: Spec) -> int:
 
 def _activation_floats(spec: Spec) -> int:
     return sum(spec.sizes)
+
+
+@overload
+def _to_device_layout(t: torch.Tensor) -> torch.Tensor: ...
+@overload
+def _to_device_layout(t: None) -> None: ...
 
 
 def _to_device_layout(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -134,7 +140,8 @@ def _autograd_gradients(spec: Spec, params, x: torch.Tensor, labels: torch.Tenso
 
 def functional_gradients(spec: Spec, params, x: torch.Tensor, labels: torch.Tensor):
     """d_x L and d_x f_c for one draw with torch.func (vmap-able): one forward, two VJPs."""
-    logits, vjp_fn = torch.func.vjp(lambda inp: forward(spec, params, inp), x)
+    # torch annotates vjp's result as the 2-tuple or has_aux's 3-tuple; without has_aux it is the 2-tuple
+    logits, vjp_fn = torch.func.vjp(lambda inp: forward(spec, params, inp), x)  # pyright: ignore[reportAssignmentType]
     onehot = F.one_hot(labels, logits.shape[1]).to(logits.dtype)
     # d L / d logits = softmax - onehot for the cross-entropy of each sample
     (loss_grad,) = vjp_fn(torch.softmax(logits, dim=1) - onehot)

@@ -22,7 +22,7 @@ from graphs.spec import Spec
 from verify.attacks import dual_exponent, lp_norm, optimal_attack, parse_norm
 from verify.model import forward
 
-__all__ = ["cross_entropy_loss", "penalized_loss", "augmented_loss", "prop3_difference"]
+__all__ = ["augmented_loss", "cross_entropy_loss", "penalized_loss", "prop3_difference"]
 
 LossFn = Callable[[torch.Tensor], torch.Tensor]
 

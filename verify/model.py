@@ -19,11 +19,11 @@ from graphs.spec import Spec
 
 __all__ = [
     "Params",
-    "init_params",
-    "sample_params",
-    "forward",
     "SpecNet",
     "build_module",
+    "forward",
+    "init_params",
+    "sample_params",
 ]
 
 Params = list  # list[torch.Tensor | None], one entry per layer
@@ -75,8 +75,9 @@ class SpecNet(nn.Module):
         self.spec = spec
         self._names: list[str | None] = []
         for i, w in enumerate(params):
-            name = None if w is None else f"weight{i}"
+            name = None
             if w is not None:
+                name = f"weight{i}"
                 self.register_buffer(name, w)
             self._names.append(name)
 

@@ -16,7 +16,7 @@ Everything random takes a numpy ``Generator`` (the ``PATH_SAMPLE`` stream of ``g
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from typing import Hashable, Literal, Sequence, Union
 
 import networkx as nx
 import numpy as np
@@ -28,13 +28,13 @@ __all__ = [
     "Edge",
     "Path",
     "count_paths",
-    "sample_paths",
-    "local_pairs",
-    "random_pairs",
     "edge_weights",
-    "random_weights",
+    "local_pairs",
     "path_products",
     "random_layers",
+    "random_pairs",
+    "random_weights",
+    "sample_paths",
     "shared_out_parameters",
 ]
 
@@ -105,9 +105,7 @@ def local_pairs(g: nx.MultiDiGraph, paths: Sequence[Path], rng: np.random.Genera
         for i in range(len(path) - 1):
             u, a, _ = path[i]
             b = path[i + 1][1]
-            for a2 in g.succ[u]:
-                if a2 != a and b in g.succ[a2]:
-                    options.append((i, a2))
+            options.extend((i, a2) for a2 in g.succ[u] if a2 != a and b in g.succ[a2])
         if not options:
             continue
         i, a2 = options[int(rng.integers(len(options)))]
@@ -134,9 +132,13 @@ def random_pairs(paths: Sequence[Path], n: int, rng: np.random.Generator) -> lis
     return [(paths[i], paths[j]) for i, j in sorted(chosen)]
 
 
-def edge_weights(g: nx.MultiDiGraph, path: Path) -> list[tuple[str, object]]:
+# ("w", param id (layer, *index)) for a random weight, ("c", value) for a pooling weight
+EdgeWeight = Union[tuple[Literal["w"], tuple], tuple[Literal["c"], float]]
+
+
+def edge_weights(g: nx.MultiDiGraph, path: Path) -> list[EdgeWeight]:
     """Per edge: ``("w", param)`` for a random weight, ``("c", value)`` for a pooling weight."""
-    out: list[tuple[str, object]] = []
+    out: list[EdgeWeight] = []
     for u, v, k in path:
         a = g.edges[u, v, k]
         if a.get("weight_kind", "random") == "pool":
@@ -148,7 +150,7 @@ def edge_weights(g: nx.MultiDiGraph, path: Path) -> list[tuple[str, object]]:
 
 def random_weights(g: nx.MultiDiGraph, paths: Sequence[Path]) -> list[tuple]:
     """The distinct random weights (``param`` ids) on ``paths``, sorted: the columns to draw."""
-    return sorted({k for p in paths for kind, k in edge_weights(g, p) if kind == "w"})
+    return sorted({w[1] for p in paths for w in edge_weights(g, p) if w[0] == "w"})
 
 
 def path_products(
@@ -161,12 +163,12 @@ def path_products(
     out = np.ones((values.shape[0], len(paths)), dtype=np.float64)
     n_random = np.zeros(len(paths), dtype=np.int64)
     for j, path in enumerate(paths):
-        for kind, k in edge_weights(g, path):
-            if kind == "w":
-                out[:, j] *= values[:, column[k]]
+        for w in edge_weights(g, path):
+            if w[0] == "w":
+                out[:, j] *= values[:, column[w[1]]]
                 n_random[j] += 1
             else:
-                out[:, j] *= k
+                out[:, j] *= w[1]
     return out, n_random
 
 

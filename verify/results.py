@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, Sequence
 
-__all__ = ["Verdict", "Interval", "Claim", "RunInfo", "claims_summary"]
+__all__ = ["Claim", "Interval", "RunInfo", "Verdict", "claims_summary"]
 
 
 class Verdict(str, Enum):

@@ -18,7 +18,7 @@ from graphs.rng import Stream, generator_for
 from graphs.spec import Spec
 from verify.model import forward
 
-__all__ = ["INPUT_KINDS", "sample_inputs", "sample_labels", "InputGradients", "input_gradients"]
+__all__ = ["INPUT_KINDS", "InputGradients", "input_gradients", "sample_inputs", "sample_labels"]
 
 INPUT_KINDS = ("normal", "upsampled")
 

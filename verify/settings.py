@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DEVICES", "PRECISIONS", "EXACT_MAX_EDGES"]
+__all__ = ["DEVICES", "EXACT_MAX_EDGES", "PRECISIONS"]
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "tf32")

@@ -43,17 +43,17 @@ __all__ = [
     "DEFAULT_N_BOOT",
     "SlopeFit",
     "band_verdict",
-    "bound_verdict",
     "bootstrap_interval",
+    "bound_verdict",
     "draw_means",
     "expected_max_abs_normal",
     "fit_power_law",
     "holm",
     "ols_slope",
-    "samples_to_settle",
-    "same_draws",
-    "t_interval",
     "rejection_verdict",
+    "same_draws",
+    "samples_to_settle",
+    "t_interval",
 ]
 
 DEFAULT_LEVEL = 0.95
@@ -74,7 +74,7 @@ def ols_slope(logx: np.ndarray, logy: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return slope, intercept
 
 
-def holm(pvalues: Sequence[float]) -> np.ndarray:
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control under any dependence)."""
     p = np.asarray(pvalues, dtype=np.float64)
     m = p.size
@@ -161,7 +161,7 @@ def band_verdict(interval: Interval, predicted: float, margin: float) -> Verdict
     return Verdict.INCONCLUSIVE
 
 
-def rejection_verdict(adjusted_pvalues: Sequence[float], alpha: float) -> Verdict:
+def rejection_verdict(adjusted_pvalues: Sequence[float] | np.ndarray, alpha: float) -> Verdict:
     """A family of tests of a null that the theory predicts: inconsistent when any Holm-adjusted
     p-value is below ``alpha``, else consistent (the family-wise level is ``alpha``)."""
     p = np.asarray(adjusted_pvalues, dtype=np.float64)
@@ -307,7 +307,7 @@ def fit_power_law(
     grouped = list(per_draw.groupby(x, sort=True))
     if len(grouped) < 2:
         raise ValueError(f"fitting a slope needs at least two values of {x!r}, got {len(grouped)}")
-    xs = np.array([float(v) for v, _ in grouped])
+    xs = np.array([v for v, _ in grouped], dtype=np.float64)
     samples = [g["value"].to_numpy(dtype=np.float64) for _, g in grouped]
     # draw_means sorts by (x, draw): equal id arrays mean value k of every size is draw k's.
     paired = same_draws([g["draw"].to_numpy() for _, g in grouped])

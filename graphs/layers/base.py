@@ -30,15 +30,15 @@ import numpy as np
 import torch
 
 __all__ = [
-    "Layer",
-    "Shape",
-    "Edge",
+    "LAYER_KINDS",
     "NODE_KINDS",
     "VARIANCES",
-    "LAYER_KINDS",
-    "register_layer",
-    "layer_from_dict",
+    "Edge",
+    "Layer",
+    "Shape",
     "apply_linear",
+    "layer_from_dict",
+    "register_layer",
     "require_weight",
 ]
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from graphs.families import PADDINGS
 
-__all__ = ["PADDINGS", "padded_source", "pad_input", "pad_input_adjoint"]
+__all__ = ["PADDINGS", "pad_input", "pad_input_adjoint", "padded_source"]
 
 
 def padded_source(i: int, n: int, mode: str) -> int | None:

@@ -41,7 +41,8 @@ def test_h2_detects_a_relabelled_node(g, data):
     g.nodes[u]["layer"] = g.nodes[v]["layer"]
     assert not check_h2(g)
     for a, b in h2_violations(g):
-        assert g.nodes[a]["layer"] == g.nodes[b]["layer"] and nx.has_path(g, a, b)
+        assert g.nodes[a]["layer"] == g.nodes[b]["layer"]
+        assert nx.has_path(g, a, b)
 
 
 def test_h2_backward_edge_without_repeat_is_fine():
@@ -68,7 +69,7 @@ def test_h2_on_spec_dags_and_cycles():
 
 
 @pytest.mark.parametrize(
-    "fam,n,opts,broken",
+    ("fam", "n", "opts", "broken"),
     [
         ("dense", 6, {"widths": (5, 4)}, False),
         ("random-dag", 8, {"hidden": (6, 5), "skip_prob": 0.5}, False),
@@ -107,4 +108,5 @@ def test_h3_full_size_paper_net_zero_padding():
     """Runs on the full 3 x 256 x 256 net in well under a second (no DAG)."""
     zeros = h3_violation_fraction(build_spec("strided-cnn", 256))
     circular = h3_violation_fraction(build_spec("strided-cnn", 256, padding="circular"))
-    assert 0 < zeros < 0.1 and circular == 0
+    assert 0 < zeros < 0.1
+    assert circular == 0

@@ -47,9 +47,10 @@ def registry():
 
 
 def test_registry_lists_the_four_kinds():
-    assert LAYER_KINDS == {"conv2d": Conv2d, "avgpool2d": AvgPool2d, "linear": Linear, "masked-linear": MaskedLinear}
+    assert {"conv2d": Conv2d, "avgpool2d": AvgPool2d, "linear": Linear, "masked-linear": MaskedLinear} == LAYER_KINDS
     for kind, cls in LAYER_KINDS.items():
-        assert issubclass(cls, Layer) and cls.kind == kind
+        assert issubclass(cls, Layer)
+        assert cls.kind == kind
 
 
 def test_a_taken_kind_name_is_refused(registry):
@@ -66,11 +67,12 @@ def test_a_taken_kind_name_is_refused(registry):
 
 
 def _vjp_cases():
-    cases = []
-    for padding in PADDINGS:
-        for kernel in (1, 3, 5):
-            for stride in (1, 2, 3):
-                cases.append((Conv2d(2, 3, kernel, stride, padding, relu=True), (2, 7, 6)))
+    cases = [
+        (Conv2d(2, 3, kernel, stride, padding, relu=True), (2, 7, 6))
+        for padding in PADDINGS
+        for kernel in (1, 3, 5)
+        for stride in (1, 2, 3)
+    ]
     cases += [(AvgPool2d(w), (3, 6, 6)) for w in (1, 2, 3)]
     cases += [(Linear(12, 5), (12,)), (Linear(2 * 3 * 4, 5), (2, 3, 4))]
     return cases
@@ -128,7 +130,8 @@ def test_a_layer_reading_several_activations_has_no_adjoint():
 
 def test_manual_backend_handles_a_pooling_layer_followed_by_a_relu():
     spec = Spec("custom", 4, (2, 4, 4), (Conv2d(2, 3), AvgPool2d(2, relu=True), Linear(12, 3, relu=False)))
-    assert supports_manual(spec) and choose_backend(spec, 2) == "manual"
+    assert supports_manual(spec)
+    assert choose_backend(spec, 2) == "manual"
     params = sample_params(spec, 0, 1, dtype=torch.float64)
     x = sample_inputs(spec, 0, 1, 3, dtype=torch.float64)
     y = sample_labels(spec, 0, 1, 3)
@@ -142,7 +145,7 @@ def test_manual_backend_handles_a_pooling_layer_followed_by_a_relu():
 
 
 @pytest.mark.parametrize(
-    "family, dim, opts",
+    ("family", "dim", "opts"),
     [
         ("dense", 6, {"widths": (4,)}),
         ("strided-cnn", 8, {"channels": 2, "strides": (1, 2), "padding": "reflect"}),
@@ -156,7 +159,8 @@ def test_layers_round_trip_through_plain_data(family, dim, opts):
     assert json.loads(json.dumps(data)) == data
     for layer, d in zip(spec.layers, data["layers"]):
         again = layer_from_dict(d)
-        assert type(again) is type(layer) and again.to_dict() == d
+        assert type(again) is type(layer)
+        assert again.to_dict() == d
         if isinstance(layer, MaskedLinear):
             assert d["mask"] == layer.mask.tolist()
             assert np.array_equal(again.mask, layer.mask)
@@ -252,5 +256,5 @@ def test_a_new_kind_needs_no_other_file(registry):
 
 
 def test_an_object_that_is_not_a_layer_is_a_spec_error():
-    with pytest.raises(SpecError, match="not a graphs.layers.Layer"):
+    with pytest.raises(SpecError, match=r"not a graphs\.layers\.Layer"):
         _ = Spec("bad", 3, (3,), (object(),)).shapes

@@ -35,7 +35,7 @@ SMALL = [
 
 
 @pytest.mark.parametrize("variance", ["he", "init"])
-@pytest.mark.parametrize("family,dim,opts", SMALL)
+@pytest.mark.parametrize(("family", "dim", "opts"), SMALL)
 def test_dp_equals_operator_form(family, dim, opts, variance):
     """Exact Fractions (DP on the DAG) against float64 (operator form): equal up to float64 rounding."""
     spec = build_spec(family, dim, **opts)
@@ -89,7 +89,8 @@ def test_random_dag_h_value_is_two_and_init_equals_he():
     for o in output_nodes(g):
         he = second_moment_dp(g, o, spec, exact=True)
         init = second_moment_dp(g, o, spec, variance="init", exact=True)
-        assert he == init and sum(he.values()) == 2
+        assert he == init
+        assert sum(he.values()) == 2
 
 
 def test_init_variance_is_below_he_only_with_zero_padding():
@@ -107,4 +108,5 @@ def test_node_factors_of_a_pooling_net():
     assert kinds["pool"] == Fraction(1, 16)  # (1/4)^2, no ReLU
     assert kinds["output"] == Fraction(2, spec.layers[-1].in_features)
     relu = {f[v] for v, a in g.nodes(data=True) if a["kind"] == "relu"}
-    assert Fraction(1, 9) in relu and max(relu) == Fraction(1, 4)  # interior 1/9; a corner reads 4 pixels
+    assert Fraction(1, 9) in relu
+    assert max(relu) == Fraction(1, 4)

@@ -36,7 +36,7 @@ def test_random_dag_is_a_function_of_seed_and_d():
 
 
 @pytest.mark.parametrize(
-    "family, dim, opts, words",
+    ("family", "dim", "opts", "words"),
     [
         ("no-such-net", 32, {}, "unknown architecture"),
         ("strided-cnn", 0, {}, "positive"),

@@ -47,14 +47,17 @@ def test_polynomials_are_the_bruteforce_multisets(g, data):
     for x in polys:
         assert _multiset_of(polys[x]) == +multisets[x]
         for mono, c in polys[x].items():
-            assert list(mono) == sorted(mono) and c > 0 and all(p > 0 for _, p in mono)
+            assert list(mono) == sorted(mono)
+            assert c > 0
+            assert all(p > 0 for _, p in mono)
     assert is_symmetric_dag(g, o) == is_symmetric_bruteforce(g, o)
 
 
 @given(symmetric_dags())
 def test_symmetric_construction_is_symmetric(g):
     (o,) = output_nodes(g)
-    assert is_symmetric_dag(g, o) and is_symmetric_bruteforce(g, o)
+    assert is_symmetric_dag(g, o)
+    assert is_symmetric_bruteforce(g, o)
 
 
 def test_asymmetric_example():
@@ -76,11 +79,13 @@ def test_cyclic_graph_is_refused():
 def test_is_prime_and_random_prime():
     small = [n for n in range(2, 2000) if all(n % q for q in range(2, int(n**0.5) + 1))]
     assert [n for n in range(2000) if is_prime(n)] == small
-    assert is_prime(2**61 - 1) and not is_prime((2**31 - 1) * (2**19 - 1))
+    assert is_prime(2**61 - 1)
+    assert not is_prime((2**31 - 1) * (2**19 - 1))
     rng = np.random.default_rng(0)
     for _ in range(20):
         p = random_prime(10_000, rng)
-        assert 5_000 < p <= 10_000 and is_prime(p)
+        assert 5_000 < p <= 10_000
+        assert is_prime(p)
 
 
 # ------------------------------------------------------------ randomised test on specs
@@ -128,7 +133,7 @@ SPECS = [
 
 
 @pytest.mark.parametrize(
-    "fam,n,opts,expected",
+    ("fam", "n", "opts", "expected"),
     SPECS,
     ids=[f"{c[0]}-{c[1]}-{c[2].get('padding', '')}-{c[2].get('strides', '')}" for c in SPECS],
 )
@@ -217,5 +222,6 @@ def test_symmetry_verdict_switches_to_randomised_for_large_dags():
     spec = build_spec("strided-cnn", 8, channels=2, in_channels=1, strides=(1, 2), padding="circular", num_classes=2)
     exact = symmetry_verdict(spec)
     randomised = symmetry_verdict(spec, max_dag_edges=10)
-    assert exact.method == "dag-polynomial" and randomised.method == "randomised"
+    assert exact.method == "dag-polynomial"
+    assert randomised.method == "randomised"
     assert exact.symmetric == randomised.symmetric is False

@@ -109,7 +109,7 @@ def test_module_matches_functional_forward_and_is_seeded():
 
 
 @pytest.mark.parametrize(
-    "family, dim, opts",
+    ("family", "dim", "opts"),
     [
         ("dense", 40, {"widths": (300,)}),
         ("strided-cnn", 6, {"channels": 32, "strides": (1, 2), "padding": "zeros"}),

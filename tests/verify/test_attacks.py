@@ -43,9 +43,13 @@ def _linear(w: torch.Tensor):
 
 
 def test_norm_parsing_and_duals():
-    assert parse_norm("inf") == math.inf and parse_norm(2) == 2.0 and parse_norm("1") == 1.0
-    assert dual_exponent(math.inf) == 1.0 and dual_exponent(2) == 2.0 and dual_exponent(1) == math.inf
-    with pytest.raises(ValueError):
+    assert parse_norm("inf") == math.inf
+    assert parse_norm(2) == 2.0
+    assert parse_norm("1") == 1.0
+    assert dual_exponent(math.inf) == 1.0
+    assert dual_exponent(2) == 2.0
+    assert dual_exponent(1) == math.inf
+    with pytest.raises(ValueError, match="choose one of inf, 2, 1"):
         parse_norm("3")
 
 
@@ -110,7 +114,7 @@ def test_pgd_without_random_start_reaches_the_linear_optimum_in_the_paper_schedu
         assert torch.equal(delta, opt)
 
 
-@pytest.mark.parametrize("p, steps", [(math.inf, 10), (2.0, 250)])
+@pytest.mark.parametrize(("p", "steps"), [(math.inf, 10), (2.0, 250)])
 def test_pgd_with_random_start_converges_to_the_linear_optimum(p, steps):
     w = torch.randn((8, 64), generator=generator_for(Stream.WEIGHTS, 5, 0), dtype=torch.float64)
     x = torch.randn((8, 64), generator=generator_for(Stream.WEIGHTS, 5, 1), dtype=torch.float64)
@@ -155,9 +159,9 @@ def test_pgd_reaches_closed_form_optimum_of_binary_linear_classifier(p):
 
 def test_pgd_rejects_bad_arguments():
     x = torch.zeros((2, 3), dtype=torch.float64)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="p = inf and p = 2 only"):
         pgd_attack(_linear(x), x, 1, 0.1, generator=generator_for(Stream.WEIGHTS, 0, 0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"random start needs a torch\.Generator"):
         pgd_attack(_linear(x), x, "inf", 0.1)  # random start without a generator
 
 

@@ -62,7 +62,7 @@ def _central_differences(spec, params, x: torch.Tensor, label: int, h: float = 1
 
 
 @pytest.mark.parametrize(
-    "family,dim,opts", SMALL_SPECS, ids=[f"{f}-{o.get('padding', 'zeros')}" for f, _, o in SMALL_SPECS]
+    ("family", "dim", "opts"), SMALL_SPECS, ids=[f"{f}-{o.get('padding', 'zeros')}" for f, _, o in SMALL_SPECS]
 )
 def test_gradients_equal_central_differences_float64(family, dim, opts):
     spec = _spec(family, dim, opts)
@@ -126,7 +126,7 @@ def test_measure_matches_direct_computation_in_float64():
 
 
 @pytest.mark.parametrize(
-    "family,dim,opts,backend",
+    ("family", "dim", "opts", "backend"),
     [
         ("random-dag", 10, {"hidden": (6, 6), "max_in_degree": 4}, "autograd"),
         ("random-dag", 10, {"hidden": (6, 6), "max_in_degree": 4}, "vmap"),
@@ -149,7 +149,7 @@ def test_batched_equals_unbatched(family, dim, opts, backend):
 
 
 @pytest.mark.parametrize(
-    "family,dim,opts,backend",
+    ("family", "dim", "opts", "backend"),
     [
         ("dense", 12, {"widths": (8,)}, "autograd"),
         ("dense", 12, {"widths": (8,)}, "manual"),
@@ -164,7 +164,7 @@ def test_batched_equals_unbatched(family, dim, opts, backend):
 )
 def test_chunked_alone_and_full_runs_agree(family, dim, opts, backend):
     spec = _spec(family, dim, opts)
-    kw = dict(batch=3, seed=2, dtype=torch.float64, backend=backend, progress=False)
+    kw = {"batch": 3, "seed": 2, "dtype": torch.float64, "backend": backend, "progress": False}
     full = measure([spec], draws=5, **kw)
     chunked = measure([spec], draws=5, chunk=1, **kw)
     pd.testing.assert_frame_equal(full, chunked, check_exact=False, rtol=1e-12)
@@ -185,7 +185,7 @@ def test_float32_draw_alone_is_bitwise_identical():
 
 
 @pytest.mark.parametrize(
-    "family,dim,opts",
+    ("family", "dim", "opts"),
     [
         ("dense", 16, {"widths": (12, 8)}),
         ("strided-cnn", 8, {"channels": 3, "strides": (1, 2)}),
@@ -195,7 +195,7 @@ def test_float32_draw_alone_is_bitwise_identical():
 )
 def test_all_backends_agree(family, dim, opts):
     spec = _spec(family, dim, opts)
-    kw = dict(draws=4, batch=3, seed=4, dtype=torch.float64, progress=False)
+    kw = {"draws": 4, "batch": 3, "seed": 4, "dtype": torch.float64, "progress": False}
     reference = measure([spec], backend="autograd", **kw)
     backends = ["vmap", "manual"] if supports_manual(spec) else ["vmap"]
     for backend in backends:

@@ -29,7 +29,8 @@ def test_schema_and_block_invariance():
     assert len(one) == 5 * 2 * 2
     row = one[(one.draw == 3) & (one.input == 1) & (one.quantity == "b")]
     assert row["value"].item() == -31.0
-    assert (one.arch == "dense").all() and (one.d == 4).all()
+    assert (one.arch == "dense").all()
+    assert (one.d == 4).all()
 
 
 def test_extra_key_columns_sit_before_value():
@@ -72,5 +73,6 @@ def test_thread_policy_is_applied_and_restored():
 def test_runtime_restores_precision_flags():
     before = torch.backends.cudnn.allow_tf32
     with runtime("cpu", precision="tf32") as rt:
-        assert rt.device.type == "cpu" and torch.backends.cudnn.allow_tf32
+        assert rt.device.type == "cpu"
+        assert torch.backends.cudnn.allow_tf32
     assert torch.backends.cudnn.allow_tf32 == before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -42,11 +44,15 @@ def test_sampled_paths_are_distinct_paths_to_outputs():
     paths = sample_paths(g, x, 25, rng)
     assert len(paths) == 25 == len(set(paths))
     for path in paths:
-        assert path[0][0] == x and path[-1][1] in outputs
+        assert path[0][0] == x
+        assert path[-1][1] in outputs
         assert all(g.has_edge(u, v, k) for u, v, k in path)
-        assert all(a[1] == b[0] for a, b in zip(path, path[1:]))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(path))
     for a, b in local_pairs(g, paths, rng):
-        assert a != b and a[0][0] == b[0][0] and a[-1][1] == b[-1][1] and len(set(a) ^ set(b)) == 4
+        assert a != b
+        assert a[0][0] == b[0][0]
+        assert a[-1][1] == b[-1][1]
+        assert len(set(a) ^ set(b)) == 4
 
 
 def test_random_pairs_are_distinct_unordered_pairs():

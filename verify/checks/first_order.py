@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Hashable, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -48,16 +48,16 @@ __all__ = [
     "FirstOrderConfig",
     "FirstOrderResult",
     "check_first_order",
-    "measure_first_order",
-    "logit_gram",
-    "pgd_limits",
-    "lemma2_table",
-    "largest_eps_within",
-    "prop3_tables",
-    "snr_table",
-    "snr_spread",
-    "remark1_table",
     "claims_of",
+    "largest_eps_within",
+    "lemma2_table",
+    "logit_gram",
+    "measure_first_order",
+    "pgd_limits",
+    "prop3_tables",
+    "remark1_table",
+    "snr_spread",
+    "snr_table",
 ]
 
 ATTACKS = ("one-step", "pgd")
@@ -328,6 +328,11 @@ def measure_first_order(config: FirstOrderConfig, *, rt=None, progress: bool = F
 # ----------------------------------------------------------------------------- summaries
 
 
+def _key_dict(names: Sequence[str], key: Hashable) -> dict[str, Any]:
+    """The values of a groupby key by column name (grouping by a list of columns gives tuple keys)."""
+    return dict(zip(names, cast("tuple[Any, ...]", key)))
+
+
 def _per_draw(records: pd.DataFrame, quantity: str, keys: list[str]) -> pd.DataFrame:
     """Mean over the inputs of each draw, one row per (keys, draw)."""
     sub = records[records["quantity"] == quantity]
@@ -345,7 +350,7 @@ def lemma2_table(records: pd.DataFrame, *, level: float = DEFAULT_LEVEL) -> pd.D
     rows = []
     for key, grp in both.groupby(keys, sort=True):
         m, iv = t_interval(grp["ratio"].to_numpy(), level)
-        rows.append({**dict(zip(keys, key)), "ratio": m, "ci_low": iv.low, "ci_high": iv.high, "draws": len(grp)})
+        rows.append({**_key_dict(keys, key), "ratio": m, "ci_low": iv.low, "ci_high": iv.high, "draws": len(grp)})
     return pd.DataFrame(rows)
 
 
@@ -354,9 +359,8 @@ def largest_eps_within(table: pd.DataFrame, reference: dict[tuple[int, str, str]
     the whole interval of the ratio lies within ``reference +- tol`` (NaN where none does).
     ``reference[(d, norm, attack)]``: 1 for the one-step attack, the linear-model limit for PGD."""
     rows = []
-    for (arch, d, norm, attack), grp in table.sort_values("eps_inf").groupby(
-        ["arch", "d", "norm", "attack"], sort=True
-    ):
+    for key, grp in table.sort_values("eps_inf").groupby(["arch", "d", "norm", "attack"], sort=True):
+        arch, d, norm, attack = cast("tuple[Any, ...]", key)  # a list of keys groups by tuples
         ref = reference[(int(d), norm, attack)]
         best = math.nan
         for _, r in grp.iterrows():
@@ -385,7 +389,7 @@ def prop3_tables(
             m, iv = t_interval(cell["value"].to_numpy() / eps, level)
             rows.append(
                 {
-                    **dict(zip(keys, key)),
+                    **_key_dict(keys, key),
                     "eps_inf": e_inf,
                     "eps": eps,
                     "diff_over_eps": m,
@@ -394,7 +398,7 @@ def prop3_tables(
                 }
             )
         fit = {
-            **dict(zip(keys, key)),
+            **_key_dict(keys, key),
             "order": math.nan,
             "ci_low": math.nan,
             "ci_high": math.nan,
@@ -416,7 +420,7 @@ def snr_table(records: pd.DataFrame) -> pd.DataFrame:
     """Eq. 3 / Appendix C: mean ``||x||_2 / ||delta||_2`` per (arch, d, norm, attack, eps_inf) over
     every input, and the same times eps_inf (free of d and p if the rescaling preserves it)."""
     both = _snr_samples(records)
-    out = both.groupby(["arch", "d", "norm", "attack", "eps_inf"], as_index=False, sort=True)["snr"].mean()
+    out = both.groupby(["arch", "d", "norm", "attack", "eps_inf"], as_index=False, sort=True).agg(snr=("snr", "mean"))
     out["snr_times_eps_inf"] = out["snr"] * out["eps_inf"]
     return out
 
@@ -541,7 +545,7 @@ def remark1_table(
                 "ratio_ci_high": ratio_iv.high,
                 "q_term_mean": float(x.mean()),
                 "q_term_sd": float(x.std(ddof=1)),
-                "samples": int(len(grp)),
+                "samples": len(grp),
                 "method": slope_iv.method,
             }
         )
@@ -603,7 +607,7 @@ def claims_of(
     smallest = lemma2[lemma2["eps_inf"] == min(config.eps_inf)]
     for _, r in smallest.iterrows():
         d, norm, attack = int(r["d"]), r["norm"], r["attack"]
-        hit = within[(within["d"] == d) & (within["norm"] == norm) & (within["attack"] == attack)]
+        hit = within.loc[(within["d"] == d) & (within["norm"] == norm) & (within["attack"] == attack)]
         largest = float(hit["largest_eps_inf"].iloc[0]) if not hit.empty else math.nan
         reach = f"within +-{m:g} up to eps_inf = {largest:g}" if math.isfinite(largest) else f"outside +-{m:g} already"
         if attack == "pgd":
@@ -636,8 +640,8 @@ def claims_of(
             )
         )
     for _, r in prop3_order.iterrows():
-        d, norm = int(r["d"]), r["norm"]
-        iv = _iv(r, method=r["method"])
+        d, norm = int(r.loc["d"]), r.loc["norm"]
+        iv = _iv(r, method=r.loc["method"])
         local = ", ".join(f"{v:.3g}" for v in r["local_orders"])
         claims.append(
             Claim(
@@ -645,7 +649,7 @@ def claims_of(
                 f"Prop. 3, p = {norm}, d = {d}: L~_eps - L_eps = o(eps), i.e. the order of E|L~_eps - L_eps| in eps "
                 "is above 1 (2 for a loss twice differentiable along the attack)",
                 PROP3_ORDER_BOUND,
-                float(r["order"]),
+                float(r.loc["order"]),
                 iv,
                 bound_verdict(iv, PROP3_ORDER_BOUND, above=True),
                 note=f"consistent: the whole interval above 1; inconsistent: below 1; local orders {local or '-'}",
@@ -666,8 +670,8 @@ def claims_of(
             )
         )
     for _, r in remark1.iterrows():
-        d = int(r["d"])
-        iv = _iv(r, "ratio_ci_low", "ratio_ci_high", r["method"])
+        d = int(r.loc["d"])
+        iv = _iv(r, "ratio_ci_low", "ratio_ci_high", r.loc["method"])
         needed = _H
         claims.append(
             Claim(
@@ -676,7 +680,7 @@ def claims_of(
                 "E[||d_x L||_2^2 | q] = G ((1-q_c)^2 + sum_{k!=c} q_k^2): slope through 0 / direct mean of "
                 "||d_x f_k||_2^2 = 1",
                 REMARK1_RATIO,
-                float(r["ratio"]),
+                float(r.loc["ratio"]),
                 iv,
                 band_verdict(iv, REMARK1_RATIO, m),
                 hypotheses_needed=needed,

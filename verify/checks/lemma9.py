@@ -54,19 +54,19 @@ from verify.theory import LEMMA9_HYPOTHESES
 __all__ = [
     "INITS",
     "MAX_EDGES",
-    "MIN_DRAWS",
     "MC_BATCH",
+    "MIN_DRAWS",
     "ROUNDING_RTOL",
     "TEST_COLUMNS",
-    "Lemma9Config",
     "ExactSecondMoment",
-    "Lemma9Size",
+    "Lemma9Config",
     "Lemma9Result",
-    "sample_shared_params",
-    "draw_weights",
-    "weight_matrix",
-    "exact_two_ways",
+    "Lemma9Size",
     "check_lemma9",
+    "draw_weights",
+    "exact_two_ways",
+    "sample_shared_params",
+    "weight_matrix",
 ]
 
 INITS = ("he", "shared")
@@ -101,11 +101,11 @@ class Lemma9Config:
     ``mc_draws`` = 0 skips the Monte Carlo against Eq. 13.
     """
 
-    specs: Spec | tuple[Spec, ...]
+    specs: Spec | tuple[Spec, ...]  # a single spec is wrapped in a tuple: read ``spec_tuple``
     draws: int = 4000
     seed: int = 0
     init: str = "he"
-    shared_layers: tuple[int, int] | None = None
+    shared_layers: tuple[int, ...] | None = None  # exactly two layers; __post_init__ checks
     rho: float = 0.9
     max_inputs: int = 4
     max_paths: int = 60
@@ -174,22 +174,28 @@ class Lemma9Config:
         return (layers[0], layers[1])
 
     @property
+    def spec_tuple(self) -> tuple[Spec, ...]:
+        """The sizes to test, as a tuple (``specs`` also accepts a single spec)."""
+        return self.specs if isinstance(self.specs, tuple) else (self.specs,)
+
+    @property
     def family(self) -> str:
-        return self.specs[0].family
+        return self.spec_tuple[0].family
 
     def settings(self) -> dict[str, Any]:
         """Every setting that changes the numbers (for the JSON ``run`` and the report)."""
-        s0 = self.specs[0]
+        s0 = self.spec_tuple[0]
+        shared = self.layers_shared(s0)  # None exactly when init is not "shared"
         return {
             "arch": s0.family,
             "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.options.items()},
-            "dims": [s.dim for s in self.specs],
-            "d": [s.d for s in self.specs],
+            "dims": [s.dim for s in self.spec_tuple],
+            "d": [s.d for s in self.spec_tuple],
             "draws": self.draws,
             "seed": self.seed,
             "init": self.init,
             # the layers really shared (the default resolved): they change the numbers
-            "shared_layers": None if self.init != "shared" else list(self.layers_shared(s0)),
+            "shared_layers": None if shared is None else list(shared),
             "rho": self.rho,
             "max_inputs": self.max_inputs,
             "max_paths": self.max_paths,
@@ -369,6 +375,7 @@ def draw_weights(
 
     def sample(i: int) -> list:
         if init == "shared":
+            assert shared_layers is not None, "checked on entry: init 'shared' comes with its layers"
             return sample_shared_params(spec, seed, i, layers=shared_layers, rho=rho)
         return init_params(spec, generator_for(Stream.WEIGHTS, seed, i), dtype=torch.float64)
 
@@ -383,7 +390,8 @@ def draw_weights(
     # Drawing a net's weights costs about one operation per weight: far below the runtime's
     # single-thread threshold, so the draws run on one thread. Blocks of 64 draws amortise the
     # loop's per-block cost; draw i is the same number in any block.
-    n_weights = sum(math.prod(s) for layer in spec.layers if (s := layer.weight_shape()) is not None)
+    shapes = [s for layer in spec.layers if (s := layer.weight_shape()) is not None]
+    n_weights = sum(math.prod(s) for s in shapes)
     block_size = 64
     return monte_carlo(
         spec,
@@ -399,7 +407,7 @@ def draw_weights(
 
 def weight_matrix(records: pd.DataFrame, n_weights: int) -> np.ndarray:
     """``values[draw, column]`` from the ``weight`` records of one spec (draws in id order)."""
-    sub = records[records["quantity"] == "weight"]
+    sub = records.loc[records["quantity"] == "weight"]
     draw_ids = np.unique(sub["draw"].to_numpy())
     values = np.full((draw_ids.size, n_weights), np.nan)
     values[np.searchsorted(draw_ids, sub["draw"].to_numpy()), sub["input"].to_numpy()] = sub["value"].to_numpy()
@@ -424,7 +432,8 @@ def _t_tests(products: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     moving = se > 0
     if moving.any():
         res = stats.ttest_1samp(products[moving], 0.0, axis=1)
-        t[moving], p[moving] = res.statistic, res.pvalue
+        # scipy builds TtestResult's fields at run time (_make_tuple_bunch), so pyright cannot see them
+        t[moving], p[moving] = res.statistic, res.pvalue  # pyright: ignore[reportAttributeAccessIssue]
     # A constant product: 0 is consistent only if it is 0.
     fixed = ~moving & (mean != 0)
     t[fixed], p[fixed] = np.copysign(np.inf, mean[fixed]), 0.0
@@ -523,6 +532,7 @@ def exact_two_ways(spec: Spec, g=None) -> tuple[ExactSecondMoment, ...]:
     out = []
     for variance in VARIANCES:
         dp = sum(second_moment_dp(g, o, spec, variance=variance, exact=True).values(), Fraction(0))
+        assert isinstance(dp, Fraction), "exact=True gives Fraction terms, and their sum is a Fraction"
         op = float(predicted_grad_sq_norms(spec, [0], variance=variance)[0])
         out.append(ExactSecondMoment(variance, dp, op))
     return tuple(out)
@@ -662,7 +672,7 @@ def _check_size(spec: Spec, config: Lemma9Config, rt, progress: bool) -> tuple[L
 def check_lemma9(config: Lemma9Config, *, rt=None, progress: bool = False) -> Lemma9Result:
     """Run the Lemma 9 check on every size of ``config``. ``rt`` is a ``verify.runtime.Runtime``."""
     sizes, frames = [], []
-    for spec in config.specs:
+    for spec in config.spec_tuple:
         size, records = _check_size(spec, config, rt, progress)
         sizes.append(size)
         frames.append(records)

@@ -34,14 +34,14 @@ from verify.theory import DP_BOUND_RATIO, LEMMA7_TOTAL, LEMMA8_SCALED_PATH_SUM, 
 __all__ = [
     "EXACT_MAX_EDGES",
     "FLOAT_RTOL",
-    "PathsConfig",
     "PathRow",
+    "PathsConfig",
     "PathsResult",
-    "path_row",
-    "lemma7_claim",
-    "lemma8_claim",
     "bounded_claim",
     "check_paths",
+    "lemma7_claim",
+    "lemma8_claim",
+    "path_row",
 ]
 
 
@@ -212,6 +212,7 @@ def _exact_row(spec: Spec, h3: float, structural: tuple[str, ...]) -> PathRow:
         highs.append(max(scaled))
         if 0 in members:
             first = np.array([float(v) for v in scaled]).reshape(spec.input_shape)
+    assert first is not None, "output_classes partitions the logits, so one class holds logit 0"
     sym = dag_symmetry_verdict(g, [outs[c[0]] for c in classes])
     # DAG nodes are (layer, index): the witness becomes (logit, input) indices as in the randomised test.
     witness = None if sym.witness is None else (int(sym.witness[0][1]), int(sym.witness[1][1]))

@@ -56,17 +56,17 @@ from verify.stats import (
 from verify.theory import THEOREM10_SLOPE, THEOREM10_SQ_SLOPE, theorem11_ratio
 
 __all__ = [
-    "DEFAULT_DIM",
-    "DEFAULT_POOLS",
-    "DEFAULT_CHANNELS",
-    "DEFAULT_DRAWS",
     "DEFAULT_BATCH",
+    "DEFAULT_CHANNELS",
+    "DEFAULT_DIM",
+    "DEFAULT_DRAWS",
+    "DEFAULT_POOLS",
     "SQUARED",
     "PoolingConfig",
+    "PoolingResult",
     "PoolingSetup",
     "SlopeResult",
     "Theorem11Result",
-    "PoolingResult",
     "check_pooling",
     "measure_pooling",
     "ratio_interval",
@@ -412,7 +412,7 @@ def _theorem11(
 
 def _net_records(records: pd.DataFrame, net: str, window: int, prod_a: int) -> pd.DataFrame:
     """``logit_grad_l2`` and its square, with the check's key columns before ``value``."""
-    rec = records[records["quantity"] == QUANTITY]
+    rec = records.loc[records["quantity"] == QUANTITY]
     both = pd.concat([rec, rec.assign(quantity=SQUARED, value=rec["value"] ** 2)], ignore_index=True)
     both.insert(len(both.columns) - 1, "net", net)
     both.insert(len(both.columns) - 1, "window", window)
@@ -458,9 +458,9 @@ def check_pooling(
     s = config.setup
     if records is None:
         records = measure_pooling(config, rt=rt, progress=progress)
-    sweep_frames = [records[(records["net"] == "sweep") & (records["prod_a"] == pa)] for pa in s.prod_a]
-    strided_rec = records[records["net"] == "strided"]
-    pooled_rec = sweep_frames[s.pooled_index] if s.pooled_index is not None else records[records["net"] == "pooled"]
+    sweep_frames = [records.loc[(records["net"] == "sweep") & (records["prod_a"] == pa)] for pa in s.prod_a]
+    strided_rec = records.loc[records["net"] == "strided"]
+    pooled_rec = sweep_frames[s.pooled_index] if s.pooled_index is not None else records.loc[records["net"] == "pooled"]
     names = [f"--pools {k}" for k in config.pools] + ["the strided net", "the pooled net"]
     _check_alive([*sweep_frames, strided_rec, pooled_rec], names)
     h3 = max(h3_violation_fraction(spec) for spec in s.sweep)
@@ -471,7 +471,7 @@ def check_pooling(
     he = np.array([e["he"] for e in exact])
     init = np.array([e["init"] for e in exact])
     prod_a = np.array(s.prod_a)
-    sweep = records[records["net"] == "sweep"]
+    sweep = records.loc[records["net"] == "sweep"]
     m = config.margin
     norm = _slope_result(sweep, QUANTITY, THEOREM10_SLOPE, m, 0.5, he, init, prod_a, config, broken)
     squared = _slope_result(sweep, SQUARED, THEOREM10_SQ_SLOPE, 2 * m, 1.0, he, init, prod_a, config, broken)

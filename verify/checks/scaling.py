@@ -30,17 +30,17 @@ from verify.stats import SlopeFit, band_verdict, fit_power_law, samples_to_settl
 from verify.theory import EPS_INF, SCALING_PREDICTIONS, SCALING_QUANTITIES, Prediction, dp_bounded
 
 __all__ = [
-    "DEFAULT_DRAWS",
     "DEFAULT_BATCH",
+    "DEFAULT_DRAWS",
     "INPUT_KINDS",
-    "ScalingConfig",
-    "SizeStatus",
-    "QuantityResult",
-    "ScalingResult",
-    "size_status",
-    "hypothesis_status",
     "HypothesisStatus",
+    "QuantityResult",
+    "ScalingConfig",
+    "ScalingResult",
+    "SizeStatus",
     "check_scaling",
+    "hypothesis_status",
+    "size_status",
 ]
 
 # Chosen from a profile of the main command on 2 CPU cores. One sample (forward + two

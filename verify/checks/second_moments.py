@@ -47,18 +47,18 @@ from verify.results import Claim, Interval, Verdict
 from verify.stats import DEFAULT_LEVEL, DEFAULT_N_BOOT, band_verdict, bootstrap_interval, same_draws, samples_to_settle
 
 __all__ = [
-    "VARIANCES",
     "DEFAULT_TOLERANCE",
     "QUANTITY",
-    "SecondMomentAgreement",
+    "VARIANCES",
     "RelativeDifference",
-    "per_draw_squares",
-    "per_draw_norms",
-    "exact_second_moments",
-    "second_moment_agreement",
-    "mean_relative_difference",
-    "likely_culprit",
+    "SecondMomentAgreement",
     "agreement_claim",
+    "exact_second_moments",
+    "likely_culprit",
+    "mean_relative_difference",
+    "per_draw_norms",
+    "per_draw_squares",
+    "second_moment_agreement",
 ]
 
 VARIANCES = ("he", "init")
@@ -90,7 +90,9 @@ def per_draw_squares(records: pd.DataFrame, quantity: str = QUANTITY) -> pd.Seri
 
 def per_draw_norms(records: pd.DataFrame, quantity: str = QUANTITY) -> pd.Series:
     """Per weight draw, the mean over its inputs of ``quantity`` (indexed by draw, sorted)."""
-    return _values(records, quantity).groupby(level="draw").mean()
+    # pandas infers GroupBy.mean's return from the implementation it shares with DataFrameGroupBy;
+    # on a SeriesGroupBy it is a Series
+    return _values(records, quantity).groupby(level="draw").mean()  # pyright: ignore[reportReturnType]
 
 
 def exact_second_moments(spec: Spec) -> dict[str, float]:
@@ -251,7 +253,7 @@ class RelativeDifference:
 
 def mean_relative_difference(
     per_draw: Sequence[pd.Series],
-    exact: Sequence[float],
+    exact: Sequence[float] | np.ndarray,
     *,
     variance: str = "init",
     n_boot: int = DEFAULT_N_BOOT,

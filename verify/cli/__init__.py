@@ -21,7 +21,7 @@ from graphs.errors import InputError
 from verify.cli.options import ArgumentParser
 from verify.version import __version__
 
-__all__ = ["main", "entry_point", "build_parser", "COMMANDS"]
+__all__ = ["COMMANDS", "build_parser", "entry_point", "main"]
 
 # command name -> module; aliases keep old spellings working for scripts.
 COMMANDS: dict[str, str] = {

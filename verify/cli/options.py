@@ -25,11 +25,12 @@ from graphs.families import FAMILIES, Family, Option, family, parse_option
 
 __all__ = [
     "ArgumentParser",
+    "Timer",
     "add_arch_arguments",
     "add_fit_arguments",
     "add_output_arguments",
-    "add_sampling_arguments",
     "add_runtime_arguments",
+    "add_sampling_arguments",
     "check_fit_arguments",
     "check_sampling_arguments",
     "family_options",
@@ -37,7 +38,6 @@ __all__ = [
     "positive_int",
     "run_info",
     "specs_from_args",
-    "Timer",
 ]
 
 

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from verify.results import Claim
 
-__all__ = ["symmetry_cell", "hypotheses_cell", "claims_table_rows", "VERDICT_RULE", "HYPOTHESES_LEGEND"]
+__all__ = ["HYPOTHESES_LEGEND", "VERDICT_RULE", "claims_table_rows", "hypotheses_cell", "symmetry_cell"]
 
 VERDICT_RULE = (
     "Verdicts: *consistent* when the whole 95% interval lies in predicted +-{margin:g}; *inconsistent* when the "

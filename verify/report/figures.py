@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["new_figure", "log_ticks", "label_log_axes", "loglog_panel", "loglog_grid"]
+__all__ = ["label_log_axes", "log_ticks", "loglog_grid", "loglog_panel", "new_figure"]
 
 
 def new_figure(
@@ -67,7 +67,7 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
-def label_log_axes(ax, xs: Sequence[float] | None = None) -> None:
+def label_log_axes(ax, xs: Sequence[float] | np.ndarray | None = None) -> None:
     """Readable ticks on a log-log axes (module docstring); call after plotting."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 

@@ -94,13 +94,13 @@ def _intro(result: Lemma9Result) -> list[str]:
 
 def _settings(result: Lemma9Result, run: RunInfo) -> list[str]:
     cfg = result.config
-    s0 = cfg.specs[0]
+    s0 = cfg.spec_tuple[0]
     opts = ", ".join(f"{k}={v}" for k, v in s0.options.items())
     lines = [
         "## Settings",
         "",
         *run_header(run),
-        f"- family: `{s0.family}` ({opts or 'default options'}); dims {', '.join(str(s.dim) for s in cfg.specs)}",
+        f"- family: `{s0.family}` ({opts or 'default options'}); dims {', '.join(str(s.dim) for s in cfg.spec_tuple)}",
         f"- Lemma 9: {cfg.draws} weight draws per size (init {cfg.init}"
         + (f", rho {cfg.rho:g}" if cfg.init == "shared" else "")
         + f"); up to {cfg.max_inputs} inputs, {cfg.max_paths} paths per input, {cfg.max_pairs} pairs in all; "
@@ -120,12 +120,14 @@ def _verdicts(result: Lemma9Result) -> list[str]:
             ["claim", "predicted", "estimate", "95% CI", "verdict", "broken here"], claims_table_rows(result.claims)
         ).rstrip("\n"),
         "",
-        f"Lemma 9: the estimate is the smallest Holm-adjusted p-value; *consistent* when no test rejects at family-wise "
-        f"level {cfg.alpha:g}, *inconsistent* when one does (or a pure pooling path's product is not its constant). "
-        "Eq. 13 DP = operator: the estimate is the largest |difference|; *consistent* when every difference is within "
-        "float64 rounding. Eq. 13 Monte Carlo: the estimate is MC/exact - 1 with the init's variances and its 95% BCa "
-        "interval over draws; *consistent* when the interval lies in the band 0 +- "
-        f"{result.config.settings()['mc_tolerance']:g}, *inconsistent* when it misses it, *inconclusive* otherwise.",
+        (
+            f"Lemma 9: the estimate is the smallest Holm-adjusted p-value; *consistent* when no test rejects at family-wise "
+            f"level {cfg.alpha:g}, *inconsistent* when one does (or a pure pooling path's product is not its constant). "
+            "Eq. 13 DP = operator: the estimate is the largest |difference|; *consistent* when every difference is within "
+            "float64 rounding. Eq. 13 Monte Carlo: the estimate is MC/exact - 1 with the init's variances and its 95% BCa "
+            "interval over draws; *consistent* when the interval lies in the band 0 +- "
+            f"{result.config.settings()['mc_tolerance']:g}, *inconsistent* when it misses it, *inconclusive* otherwise."
+        ),
         "",
         HYPOTHESES_LEGEND,
         "",
@@ -205,18 +207,20 @@ def _second_moments(result: Lemma9Result) -> list[str]:
         ),
         "",
     ]
-    mc = [s for s in result.sizes if s.monte_carlo is not None]
+    mc = [(s, s.monte_carlo) for s in result.sizes if s.monte_carlo is not None]
     if not mc:
         return lines
     tol = result.config.settings()["mc_tolerance"]
     lines += [
         "### Monte Carlo against Eq. 13",
         "",
-        f"The engine's `||d_x f_c||_2^2` (He initialisation, whatever --init; label uniform), {result.config.mc_draws} "
-        "weight draws x 2 inputs, per-draw means; MC ± its standard error, relative differences with their 95% BCa "
-        "intervals over draws. For nets without weight sharing Eq. 13 is exact in expectation (sign symmetry of each "
-        "neuron's weights; `graphs.moments`), so any gap there would be a bug; for CNNs H1 is an approximation. "
-        f"Culprits are read on the intervals with the band 0 ± {tol:.0%}.",
+        (
+            f"The engine's `||d_x f_c||_2^2` (He initialisation, whatever --init; label uniform), {result.config.mc_draws} "
+            "weight draws x 2 inputs, per-draw means; MC ± its standard error, relative differences with their 95% BCa "
+            "intervals over draws. For nets without weight sharing Eq. 13 is exact in expectation (sign symmetry of each "
+            "neuron's weights; `graphs.moments`), so any gap there would be a bug; for CNNs H1 is an approximation. "
+            f"Culprits are read on the intervals with the band 0 ± {tol:.0%}."
+        ),
         "",
         table(
             [
@@ -238,8 +242,7 @@ def _second_moments(result: Lemma9Result) -> list[str]:
                     f"{c.rel_init:+.1%} {_pct_interval(c.rel_init_interval)}",
                     c.culprit,
                 ]
-                for s in mc
-                for c in [s.monte_carlo]
+                for s, c in mc
             ],
         ),
         "",

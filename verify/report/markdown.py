@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 from verify.results import Interval, Verdict
 
-__all__ = ["escape_cell", "format_number", "signed", "interval_text", "verdict_text", "table"]
+__all__ = ["escape_cell", "format_number", "interval_text", "signed", "table", "verdict_text"]
 
 
 def format_number(value, digits: int = 4) -> str:

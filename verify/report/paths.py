@@ -11,7 +11,7 @@ from verify.report.markdown import format_number, table
 from verify.report.writer import envelope, run_header
 from verify.results import RunInfo, Verdict
 
-__all__ = ["render_paths", "paths_heatmap", "centred_ticks", "size_table"]
+__all__ = ["centred_ticks", "paths_heatmap", "render_paths", "size_table"]
 
 
 def centred_ticks(lo: float, hi: float, *, per_side: int = 3) -> list[float]:
@@ -124,20 +124,30 @@ def size_table(result: PathsResult, *, exact_totals: bool = True) -> str:
 
 
 READING = [
-    "- `P(x, o)` is the sum over all paths from input x to logit o of the product of `1/d_p` over the path without "
-    "its input node (`d_p` the in-degree, parallel edges counted).",
-    "- **Lemma 7 total** is `sum_x P(x, o)`, shown for the logit where it is farthest from 1. It is exactly 1 on every "
-    f"DAG; in float64 it may differ from 1 by rounding (~1e-15; the verdict allows {FLOAT_RTOL:g}).",
-    "- **min/max d*P(x,o)** range over every input x and logit o. Lemma 8: under (S) both are exactly 1. A spread means "
-    "some inputs carry more paths (weighted by 1/d_p) than others: inputs with `d*P > 1` get more of the gradient's "
-    "variance. Its mean over x is 1 whatever the net (Lemma 7).",
-    "- **(S)** says whether every input has the same multiset of path-degrees to every logit: `exact` = compared "
-    "path-degree polynomials on the DAG; `certified` = two inputs gave different exact residues in the randomised test "
-    "(no error possible); `randomised, p_fp <= ...` = the randomised test found no difference, and the bound is the "
-    "probability that (S) nevertheless fails.",
-    "- **H3 violation fraction**: share of random-weight neurons (logits included, pooling excluded) whose in-degree "
-    "differs from the nominal fan-in used by He initialisation (so their weight variance is not 2/in-degree). Zero "
-    "padding makes boundary neurons violate it; circular and reflect padding do not.",
+    (
+        "- `P(x, o)` is the sum over all paths from input x to logit o of the product of `1/d_p` over the path without "
+        "its input node (`d_p` the in-degree, parallel edges counted)."
+    ),
+    (
+        "- **Lemma 7 total** is `sum_x P(x, o)`, shown for the logit where it is farthest from 1. It is exactly 1 on every "
+        f"DAG; in float64 it may differ from 1 by rounding (~1e-15; the verdict allows {FLOAT_RTOL:g})."
+    ),
+    (
+        "- **min/max d*P(x,o)** range over every input x and logit o. Lemma 8: under (S) both are exactly 1. A spread means "
+        "some inputs carry more paths (weighted by 1/d_p) than others: inputs with `d*P > 1` get more of the gradient's "
+        "variance. Its mean over x is 1 whatever the net (Lemma 7)."
+    ),
+    (
+        "- **(S)** says whether every input has the same multiset of path-degrees to every logit: `exact` = compared "
+        "path-degree polynomials on the DAG; `certified` = two inputs gave different exact residues in the randomised test "
+        "(no error possible); `randomised, p_fp <= ...` = the randomised test found no difference, and the bound is the "
+        "probability that (S) nevertheless fails."
+    ),
+    (
+        "- **H3 violation fraction**: share of random-weight neurons (logits included, pooling excluded) whose in-degree "
+        "differs from the nominal fan-in used by He initialisation (so their weight variance is not 2/in-degree). Zero "
+        "padding makes boundary neurons violate it; circular and reflect padding do not."
+    ),
     "- **broken by construction**: hypotheses a layer kind breaks whatever the sizes (reflect padding: H5).",
 ]
 
@@ -172,8 +182,10 @@ def render_paths(result: PathsResult, run: RunInfo) -> Rendered:
     lines = [
         f"# Path sums: {s0.family}" + (f", padding {s0.padding}" if s0.padding else ""),
         "",
-        "Lemmas 7 and 8 of Simon-Gabriel et al. (2019), checked exactly on the net's graph, with the symmetry (S), "
-        "the weaker (S-bounded) that Corollary 6 needs, and H3 at every size.",
+        (
+            "Lemmas 7 and 8 of Simon-Gabriel et al. (2019), checked exactly on the net's graph, with the symmetry (S), "
+            "the weaker (S-bounded) that Corollary 6 needs, and H3 at every size."
+        ),
         "",
         "## Settings",
         "",
@@ -197,8 +209,10 @@ def render_paths(result: PathsResult, run: RunInfo) -> Rendered:
         "",
         *[f"- **{c.name}**: {c.statement}" for c in result.claims],
         "",
-        "Every number here is exact or float64 arithmetic, not a sample: each 'range' is the spread of exact values "
-        "(level 1), never a confidence interval.",
+        (
+            "Every number here is exact or float64 arithmetic, not a sample: each 'range' is the spread of exact values "
+            "(level 1), never a confidence interval."
+        ),
         "",
         HYPOTHESES_LEGEND,
         "",
@@ -234,10 +248,12 @@ def render_paths(result: PathsResult, run: RunInfo) -> Rendered:
         lines += [
             "## Heatmap",
             "",
-            f"`d * P(x, o)` for logit o = 0 over the input image, one panel per size, each with its own colour bar. "
-            f"{channels} White is 1 (Lemma 8's value under (S)); red inputs carry more weighted paths, blue fewer; each "
-            "colour bar is linear on either side of 1 and labels its minimum and maximum. Boundary effects of zero "
-            "padding and the stride-parity pattern of strided layers show here.",
+            (
+                f"`d * P(x, o)` for logit o = 0 over the input image, one panel per size, each with its own colour bar. "
+                f"{channels} White is 1 (Lemma 8's value under (S)); red inputs carry more weighted paths, blue fewer; each "
+                "colour bar is linear on either side of 1 and labels its minimum and maximum. Boundary effects of zero "
+                "padding and the stride-parity pattern of strided layers show here."
+            ),
             "",
             f"![d * P(x, o)]({png})",
             "",

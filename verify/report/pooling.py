@@ -14,7 +14,7 @@ from verify.report.markdown import format_number, interval_text, signed, table
 from verify.report.writer import envelope, run_header
 from verify.results import RunInfo, Verdict
 
-__all__ = ["render_pooling", "pooling_figure"]
+__all__ = ["pooling_figure", "render_pooling"]
 
 
 def _pct_interval(interval) -> str:
@@ -41,7 +41,7 @@ def pooling_figure(result: PoolingResult):
     xs = np.array(s.prod_a, dtype=np.float64)
     xlabel = "prod a_i (first window k: a = k^2)"
     for ax, q in zip(axes[0][:2], (result.norm, result.squared)):
-        pts = draw_means(result.records[result.records["net"] == "sweep"], q.fit.quantity, "prod_a")
+        pts = draw_means(result.records.loc[result.records["net"] == "sweep"], q.fit.quantity, "prod_a")
         loglog_panel(
             ax,
             q.fit,
@@ -120,11 +120,13 @@ def _second_moment_lines(result: PoolingResult) -> list[str]:
     ]
     mean, mean_he, claim = result.second_moments_mean, result.second_moments_mean_he, result.second_moments_claim
     lines = [
-        "`(H) he`: E[w^2] = 2/in-degree (ideal H3); `(H) init`: the init's 2/nominal fan-in (differs at zero-padded "
-        "borders). MC: mean over draws of the per-draw mean of `||d_x f_c||_2^2`, ± its standard error; relative "
-        "differences with their 95% BCa intervals over draws. The norm column compares E||d_x f_c||_2 with the square "
-        "root of the (H) value (an upper bound by Jensen). Culprits are read on the intervals with the band "
-        f"0 ± {tol:.0%} (twice the slope margin, the squared norm's).",
+        (
+            "`(H) he`: E[w^2] = 2/in-degree (ideal H3); `(H) init`: the init's 2/nominal fan-in (differs at zero-padded "
+            "borders). MC: mean over draws of the per-draw mean of `||d_x f_c||_2^2`, ± its standard error; relative "
+            "differences with their 95% BCa intervals over draws. The norm column compares E||d_x f_c||_2 with the square "
+            "root of the (H) value (an upper bound by Jensen). Culprits are read on the intervals with the band "
+            f"0 ± {tol:.0%} (twice the slope margin, the squared norm's)."
+        ),
         "",
         table(
             [
@@ -143,9 +145,11 @@ def _second_moment_lines(result: PoolingResult) -> list[str]:
         "",
     ]
     parts = [
-        f"Over all windows, Monte Carlo sits {mean.estimate:+.1%} {_pct_interval(mean.interval)} from the "
-        f"init-variance (H) value on average, and {mean_he.estimate:+.1%} {_pct_interval(mean_he.interval)} from the "
-        f"ideal one: **{claim.verdict.value}** with Eq. 13 (band ±{tol:.0%}).",
+        (
+            f"Over all windows, Monte Carlo sits {mean.estimate:+.1%} {_pct_interval(mean.interval)} from the "
+            f"init-variance (H) value on average, and {mean_he.estimate:+.1%} {_pct_interval(mean_he.interval)} from the "
+            f"ideal one: **{claim.verdict.value}** with Eq. 13 (band ±{tol:.0%})."
+        ),
     ]
     if mean.paired and math.isfinite(mean.correlation[0]):
         parts.append(
@@ -322,21 +326,29 @@ def render_pooling(result: PoolingResult, run: RunInfo) -> Rendered:
     lines = [
         "# Average pooling: Theorems 10 and 11 on avgpool-cnn",
         "",
-        "Theorem 10: when every path crosses pooling nodes of degrees a_1..a_n, `||d_x f_k||_2 ~ 1/prod sqrt(a_i)`. "
-        "The window k of the first pooling layer varies (a = k^2), the others stay fixed; the slope of "
-        "log E||d_x f_k||_2 against log prod a_i is predicted to be -1/2. Theorem 11: replacing each stride s by "
-        "an average pooling of window s divides E||d_x f_k||_2 by prod s_i = prod sqrt(a_i).",
+        (
+            "Theorem 10: when every path crosses pooling nodes of degrees a_1..a_n, `||d_x f_k||_2 ~ 1/prod sqrt(a_i)`. "
+            "The window k of the first pooling layer varies (a = k^2), the others stay fixed; the slope of "
+            "log E||d_x f_k||_2 against log prod a_i is predicted to be -1/2. Theorem 11: replacing each stride s by "
+            "an average pooling of window s divides E||d_x f_k||_2 by prod s_i = prod sqrt(a_i)."
+        ),
         "",
         "## Settings",
         "",
         *run_header(run),
         f"- net: {s0.describe()} with first window k in {', '.join(str(w[0]) for w in s.windows)}",
-        f"- draws: {cfg.draws} He weight draws per net x {cfg.batch} normal inputs, label uniform (draw i uses the "
-        "streams (seed, i) in every net: the same inputs and convolution kernels)",
-        f"- fit: least squares on log-means, 95% BCa bootstrap over draws ({cfg.n_boot} resamples, draw ids resampled "
-        f"jointly across nets), margin ±{m:g}",
-        f"- H3 violation fraction (random-weight neurons whose in-degree differs from the nominal fan-in): "
-        f"{result.h3_fraction:.2%}",
+        (
+            f"- draws: {cfg.draws} He weight draws per net x {cfg.batch} normal inputs, label uniform (draw i uses the "
+            "streams (seed, i) in every net: the same inputs and convolution kernels)"
+        ),
+        (
+            f"- fit: least squares on log-means, 95% BCa bootstrap over draws ({cfg.n_boot} resamples, draw ids resampled "
+            f"jointly across nets), margin ±{m:g}"
+        ),
+        (
+            f"- H3 violation fraction (random-weight neurons whose in-degree differs from the nominal fan-in): "
+            f"{result.h3_fraction:.2%}"
+        ),
         "",
         "## Verdicts",
         "",
@@ -386,10 +398,12 @@ def render_pooling(result: PoolingResult, run: RunInfo) -> Rendered:
             ]
     if result.h3_fraction > 0:
         lines += [
-            "With zero padding, border neurons have fewer inputs than the fan-in He initialisation divides by (H3 fails "
-            "there); a larger first window shrinks the later layers, so the border's share grows with k and the exact "
-            "(H) slope with the init's variances (last column) departs from -1/2. Rerun with `--padding circular` to "
-            "separate this effect.",
+            (
+                "With zero padding, border neurons have fewer inputs than the fan-in He initialisation divides by (H3 fails "
+                "there); a larger first window shrinks the later layers, so the border's share grows with k and the exact "
+                "(H) slope with the init's variances (last column) departs from -1/2. Rerun with `--padding circular` to "
+                "separate this effect."
+            ),
             "",
         ]
     lines += [
@@ -401,9 +415,11 @@ def render_pooling(result: PoolingResult, run: RunInfo) -> Rendered:
         "## Theorem 11: strided against pooled",
         "",
         *_theorem11_lines(result),
-        f"Draws: {cfg.draws} per net. The default is 256: earlier versions took 64, below the ~100 draws from which the "
-        "bootstrap intervals of these right-skewed means are calibrated, and the means of 64 draws read the pooled "
-        "nets' excess over Eq. 13 about a third too high.",
+        (
+            f"Draws: {cfg.draws} per net. The default is 256: earlier versions took 64, below the ~100 draws from which the "
+            "bootstrap intervals of these right-skewed means are calibrated, and the means of 64 draws read the pooled "
+            "nets' excess over Eq. 13 about a third too high."
+        ),
         "",
     ]
     t = result.theorem11

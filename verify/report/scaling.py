@@ -9,7 +9,7 @@ from verify.report.markdown import format_number, interval_text, signed, table
 from verify.report.writer import envelope, run_header
 from verify.results import RunInfo, Verdict
 
-__all__ = ["render_scaling", "scaling_figure", "hypothesis_lines"]
+__all__ = ["hypothesis_lines", "render_scaling", "scaling_figure"]
 
 
 def hypothesis_lines(result: ScalingResult) -> list[str]:
@@ -72,27 +72,35 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
     lines = [
         f"# Scaling with input dimension: {s0.family}",
         "",
-        "Theorems 4 and 5 and Corollary 6 of Simon-Gabriel et al. (2019) at He initialisation: the slope of "
-        "log E[Q] against log d for each quantity Q, fitted on Monte Carlo samples, compared with the slope the "
-        "theorems predict.",
+        (
+            "Theorems 4 and 5 and Corollary 6 of Simon-Gabriel et al. (2019) at He initialisation: the slope of "
+            "log E[Q] against log d for each quantity Q, fitted on Monte Carlo samples, compared with the slope the "
+            "theorems predict."
+        ),
         "",
         "## Settings",
         "",
         *run_header(run),
         f"- family: `{s0.family}` ({opts or 'default options'}), {s0.num_classes} classes",
         f"- sizes: dims {', '.join(str(s.dim) for s in specs)}; d = {', '.join(str(s.d) for s in specs)}",
-        f"- draws: {cfg.draws} He weight draws per size, {cfg.batch} {cfg.inputs} inputs per draw "
-        "(draw i uses the streams (seed, i))",
+        (
+            f"- draws: {cfg.draws} He weight draws per size, {cfg.batch} {cfg.inputs} inputs per draw "
+            "(draw i uses the streams (seed, i))"
+        ),
         f"- vulnerability budget: eps_inf = {cfg.eps_inf:g}, eps_p = eps_inf d^(1/p)",
-        f"- fit: least squares on log-means, 95% BCa bootstrap over weight draws ({cfg.n_boot} resamples; draw i of every "
-        f"size comes from (seed, i), so draws are resampled by id jointly across sizes), margin +-{cfg.margin:g}",
+        (
+            f"- fit: least squares on log-means, 95% BCa bootstrap over weight draws ({cfg.n_boot} resamples; draw i of every "
+            f"size comes from (seed, i), so draws are resampled by id jointly across sizes), margin +-{cfg.margin:g}"
+        ),
         "",
         "## Hypotheses of the sampled nets",
         "",
-        "Exact side, from `graphs/`: (S) by the path-degree polynomials (exact DAG for small nets, a randomised identity "
-        "test otherwise, whose 'fails' is a certificate), H3 as the fraction of random-weight neurons whose in-degree "
-        "differs from the fan-in the initialisation uses, and the range of d * P(x, o) over inputs and logits (1 "
-        "everywhere under (S), Lemma 8).",
+        (
+            "Exact side, from `graphs/`: (S) by the path-degree polynomials (exact DAG for small nets, a randomised identity "
+            "test otherwise, whose 'fails' is a certificate), H3 as the fraction of random-weight neurons whose in-degree "
+            "differs from the fan-in the initialisation uses, and the range of d * P(x, o) over inputs and logits (1 "
+            "everywhere under (S), Lemma 8)."
+        ),
         "",
         table(
             ["dim", "d", "(S)", "H3 violation fraction", "min d*P(x,o)", "max d*P(x,o)", "broken by construction"],
@@ -117,10 +125,12 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
     ]
     if hyp.broken:
         lines += [
-            f"**Warning: {', '.join(hyp.broken)} {'fail' if len(hyp.broken) > 1 else 'fails'} for this net (see above).** "
-            "The verdicts say whether the measured slopes match the predicted ones; where a hypothesis a statement needs "
-            "is broken (last columns), an 'inconsistent' verdict is not a counter-example to the theorem and a "
-            "'consistent' one does not confirm it.",
+            (
+                f"**Warning: {', '.join(hyp.broken)} {'fail' if len(hyp.broken) > 1 else 'fails'} for this net (see above).** "
+                "The verdicts say whether the measured slopes match the predicted ones; where a hypothesis a statement needs "
+                "is broken (last columns), an 'inconsistent' verdict is not a counter-example to the theorem and a "
+                "'consistent' one does not confirm it."
+            ),
             "",
         ]
     rows = []
@@ -147,10 +157,12 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
         "",
         HYPOTHESES_LEGEND,
         "",
-        "`loss_grad_linf`: Theorems 4/5 give E||g||_inf ~ d^(-1/2) only up to the growth of the largest of d coordinates. "
-        "Under (S) the coordinates share one scale, so E||g||_inf is d^(-1/2) times the expected maximum of d absolute "
-        "standard normals (computed exactly by quadrature); the fit divides by that factor and compares with -1/2. "
-        "Dividing by sqrt(ln d), as earlier versions did, left a systematic residual.",
+        (
+            "`loss_grad_linf`: Theorems 4/5 give E||g||_inf ~ d^(-1/2) only up to the growth of the largest of d coordinates. "
+            "Under (S) the coordinates share one scale, so E||g||_inf is d^(-1/2) times the expected maximum of d absolute "
+            "standard normals (computed exactly by quadrature); the fit divides by that factor and compares with -1/2. "
+            "Dividing by sqrt(ln d), as earlier versions did, left a systematic residual."
+        ),
         "",
         "Predictions: "
         + "; ".join(f"`{q.prediction.quantity}`: {q.prediction.source}" for q in result.quantities)
@@ -158,23 +170,28 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
         "",
     ]
     if len(specs) > 1:
-        local_rows = []
         slopes = [q.fit.local_slopes() for q in result.quantities]
-        for i in range(1, len(specs)):
-            local_rows.append([f"{specs[i - 1].dim} -> {specs[i].dim}", *[signed(float(s[i - 1])) for s in slopes]])
+        local_rows = [
+            [f"{specs[i - 1].dim} -> {specs[i].dim}", *[signed(float(s[i - 1])) for s in slopes]]
+            for i in range(1, len(specs))
+        ]
         lines += [
-            "Local slopes between consecutive sizes (point estimates, same correction as the fit): where a hypothesis fails "
-            "only near the boundary, they drift towards the prediction as d grows and the boundary's share shrinks.",
+            (
+                "Local slopes between consecutive sizes (point estimates, same correction as the fit): where a hypothesis fails "
+                "only near the boundary, they drift towards the prediction as d grows and the boundary's share shrinks."
+            ),
             "",
             table(["sizes", *[q.prediction.quantity for q in result.quantities]], local_rows).rstrip("\n"),
             "",
         ]
     if s0.padding == "zeros" and hyp.h3_fraction > 0:
         lines += [
-            "With zero padding, neurons at the image border have fewer inputs than the fan-in He initialisation assumes "
-            "(H3 fails there), which damps the gradient most at small sizes, where the border holds a larger share of the "
-            "neurons. To separate this effect, rerun with `--padding circular` (H3 then holds; (S) still fails for 3x3 "
-            "stride-2 convolutions, but d*P(x,o) stays bounded).",
+            (
+                "With zero padding, neurons at the image border have fewer inputs than the fan-in He initialisation assumes "
+                "(H3 fails there), which damps the gradient most at small sizes, where the border holds a larger share of the "
+                "neurons. To separate this effect, rerun with `--padding circular` (H3 then holds; (S) still fails for 3x3 "
+                "stride-2 convolutions, but d*P(x,o) stays bounded)."
+            ),
             "",
         ]
     mean_rows = []

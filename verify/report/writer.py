@@ -24,13 +24,13 @@ from verify.version import __version__
 
 __all__ = [
     "check_out_dir",
-    "write_files",
-    "figure_png",
-    "library_versions",
-    "run_header",
     "envelope",
+    "figure_png",
     "json_safe",
     "json_text",
+    "library_versions",
+    "run_header",
+    "write_files",
 ]
 
 

@@ -54,9 +54,13 @@ def test_eps_rescaling():
 
 def test_config_normalises_eps_and_norms():
     c = FirstOrderConfig(_specs(16), eps_inf=(1e-2, 1e-3, 1e-2), norms=(2.0, "inf"))
-    assert c.eps_inf == (1e-3, 1e-2) and c.norms == ("2", "inf")
+    assert c.eps_inf == (1e-3, 1e-2)
+    assert c.norms == ("2", "inf")
     s = c.settings()
-    assert s["d"] == [16] and s["norms"] == ["2", "inf"] and s["pgd_steps"] == 7 and s["dtype"] == "float64"
+    assert s["d"] == [16]
+    assert s["norms"] == ["2", "inf"]
+    assert s["pgd_steps"] == 7
+    assert s["dtype"] == "float64"
 
 
 @pytest.mark.parametrize(
@@ -158,7 +162,8 @@ def test_lemma2_ratio_tends_to_one_on_small_net(small_run):
     for (d, norm, attack), grp in table.groupby(["d", "norm", "attack"]):
         dev = (grp.sort_values("eps_inf")["ratio"] - 1).abs().to_numpy()
         # A converged PGD (30 steps) and the one-step attack both match eps ||g||_q as eps -> 0.
-        assert dev[0] < 2e-3 and dev[0] < dev[-1], (d, norm, attack, dev)
+        assert dev[0] < 2e-3, (d, norm, attack, dev)
+        assert dev[0] < dev[-1], (d, norm, attack, dev)
     for c in small_run.claims:
         if c.name.startswith("lemma2"):
             assert c.verdict is Verdict.CONSISTENT, c
@@ -182,7 +187,8 @@ def test_prop3_and_snr_on_small_net(small_run):
     for c in small_run.claims:
         if c.name.startswith("prop3"):
             assert c.verdict is Verdict.CONSISTENT, c
-            assert c.interval.method.startswith("BCa") and "paired" in c.interval.method
+            assert c.interval.method.startswith("BCa")
+            assert "paired" in c.interval.method
     for _, grp in small_run.prop3.groupby(["d", "norm"]):
         v = grp.sort_values("eps")["diff_over_eps"].to_numpy()
         assert v[0] < v[-1] / 100
@@ -195,7 +201,8 @@ def test_prop3_and_snr_on_small_net(small_run):
     l1 = snr[snr["norm"] == "1"].groupby("d")["snr_times_eps_inf"].mean()
     assert l1.loc[64] / l1.loc[16] == pytest.approx(0.5, rel=0.15)  # falls like 1/sqrt(d)
     (spread,) = [c for c in small_run.claims if c.name == "eq3 snr"]
-    assert spread.verdict is Verdict.CONSISTENT and spread.estimate >= 1
+    assert spread.verdict is Verdict.CONSISTENT
+    assert spread.estimate >= 1
 
 
 # ----------------------------------------------------------------------------- summaries on synthetic records
@@ -305,7 +312,7 @@ def test_remark1_regression_is_exact_on_a_proportional_relation():
 
 def test_snr_spread_is_one_for_exact_pixel_sized_attacks():
     config = _config()
-    spread, iv = snr_spread(_synthetic(config, noise=0.0))
+    spread, _ = snr_spread(_synthetic(config, noise=0.0))
     assert spread == pytest.approx(1.0, rel=1e-12)
 
 

@@ -32,7 +32,7 @@ from verify.path_products import random_weights
 from verify.results import Verdict
 from verify.theory import LEMMA9_HYPOTHESES
 
-SMALL = dict(draws=1500, seed=3, max_inputs=2, max_paths=30, max_pairs=300, mc_draws=0)
+SMALL = {"draws": 1500, "seed": 3, "max_inputs": 2, "max_paths": 30, "max_pairs": 300, "mc_draws": 0}
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +44,21 @@ def test_he_init_is_consistent_and_the_planted_failure_is_not(small_spec):
     he = check_lemma9(Lemma9Config(small_spec, init="he", **SMALL))
     (size,) = he.sizes
     assert size.lemma9.verdict is Verdict.CONSISTENT, size.tests.nsmallest(3, "p")
-    assert size.counts()["pair"] > 100 and size.counts()["mean"] > 20
-    assert size.as_expected is True and not he.rejected
-    assert size.lemma9.hypotheses_needed == LEMMA9_HYPOTHESES and size.lemma9.hypotheses_broken == ()
+    assert size.counts()["pair"] > 100
+    assert size.counts()["mean"] > 20
+    assert size.as_expected is True
+    assert not he.rejected
+    assert size.lemma9.hypotheses_needed == LEMMA9_HYPOTHESES
+    assert size.lemma9.hypotheses_broken == ()
 
     shared = check_lemma9(Lemma9Config(small_spec, init="shared", rho=0.9, **SMALL))
     (size,) = shared.sizes
     assert size.lemma9.verdict is Verdict.INCONSISTENT
     assert size.lemma9.estimate == size.smallest("pair")[1] < 1e-4
-    assert size.as_expected is True and shared.rejected
-    assert set(size.lemma9.hypotheses_broken) == {"H4", "H5"} and not size.lemma9.implied
+    assert size.as_expected is True
+    assert shared.rejected
+    assert set(size.lemma9.hypotheses_broken) == {"H4", "H5"}
+    assert not size.lemma9.implied
     # the rejected tests are pairs (two layers share weights; the others keep E[w_p] = 0)
     assert set(size.tests.loc[size.tests["reject"], "kind"]) == {"pair"}
     assert size.shared_layers == (1, 2)
@@ -67,7 +72,8 @@ def test_result_tables_and_records(small_spec):
     assert list(result.records.columns) == list(RECORD_COLUMNS)
     assert set(result.records["quantity"]) == {"weight"}
     assert len(result.records) == 40 * len(size.weights)
-    assert (result.tests["dim"] == 4).all() and len(result.tests) == len(size.tests)
+    assert (result.tests["dim"] == 4).all()
+    assert len(result.tests) == len(size.tests)
     assert [c.name for c in result.claims] == ["Lemma 9 (dim 4)", "Eq. 13 DP = operator (dim 4)"]
 
 
@@ -128,17 +134,21 @@ def test_vectorised_t_tests_equal_scipy_row_by_row():
         res = stats.ttest_1samp(products[i], 0.0)
         assert (t[i], p[i], mean[i]) == (res.statistic, res.pvalue, products[i].mean())
         assert se[i] == products[i].std(ddof=1) / np.sqrt(300)
-    assert (p[4], t[4]) == (1.0, 0.0) and (p[5], t[5]) == (0.0, np.inf)
+    assert (p[4], t[4]) == (1.0, 0.0)
+    assert (p[5], t[5]) == (0.0, np.inf)
 
 
 def test_eq13_dp_equals_operator_and_the_claim_says_so(small_spec):
     exact = exact_two_ways(small_spec)
     assert [m.variance for m in exact] == ["he", "init"]
     for m in exact:
-        assert m.dp == 2 and isinstance(m.dp, Fraction) and m.within_rounding
+        assert m.dp == 2
+        assert isinstance(m.dp, Fraction)
+        assert m.within_rounding
         assert m.as_dict() == {"dp": "2", "dp_float": 2.0, "operator": m.operator, "difference": m.difference}
     claim = _exact_claim(small_spec, exact)
-    assert claim.verdict is Verdict.CONSISTENT and claim.estimate <= 1e-12
+    assert claim.verdict is Verdict.CONSISTENT
+    assert claim.estimate <= 1e-12
     off = ExactSecondMoment("he", Fraction(2), 2.0 + 1e-9)
     assert not off.within_rounding
     assert _exact_claim(small_spec, [*exact, off]).verdict is Verdict.INCONSISTENT
@@ -149,8 +159,11 @@ def test_reflect_padding_breaks_h5_and_leaves_no_definite_expectation():
     spec = build_spec("avgpool-cnn", 4, channels=1, strides=(1, 4), padding="reflect")
     result = check_lemma9(Lemma9Config(spec, draws=60, max_inputs=2, max_paths=10, max_pairs=20, mc_draws=0))
     (size,) = result.sizes
-    assert size.shared_out_params > 0 and "H5" in size.lemma9.hypotheses_broken
-    assert size.expected_rejection is None and size.as_expected is None and result.as_expected
+    assert size.shared_out_params > 0
+    assert "H5" in size.lemma9.hypotheses_broken
+    assert size.expected_rejection is None
+    assert size.as_expected is None
+    assert result.as_expected
     assert any("H5 fails by construction" in n for n in size.notes)
 
 
@@ -161,25 +174,26 @@ def test_monte_carlo_against_eq13_is_a_third_claim():
     claim = size.claims[2]
     assert claim.name == "Eq. 13 Monte Carlo (dim 12)"
     assert claim.verdict is Verdict.CONSISTENT  # Eq. 13 is exact for a dense net
-    assert size.monte_carlo.init == pytest.approx(2.0) and size.monte_carlo.draws == 400
+    assert size.monte_carlo.init == pytest.approx(2.0)
+    assert size.monte_carlo.draws == 400
     assert set(size.mc_records["quantity"]) >= {"logit_grad_l2"}
 
 
 @pytest.mark.parametrize(
-    "kwargs,match",
+    ("kwargs", "match"),
     [
-        (dict(draws=5), "at least 20"),
-        (dict(draws=0), "--draws"),
-        (dict(max_paths=0), "--max-paths"),
-        (dict(mc_draws=1), "--mc-draws"),
-        (dict(alpha=1.5), "--alpha"),
-        (dict(rho=0.0), "--rho"),
-        (dict(seed=-1), "--seed"),
-        (dict(init="uniform"), "--init"),
-        (dict(shared_layers=(1, 2)), "--init shared only"),
-        (dict(init="shared", shared_layers=(1, 9)), "--shared-layers"),
-        (dict(init="shared", shared_layers=(1, 1)), "--shared-layers"),
-        (dict(init="shared", shared_layers=(1, 2, 3)), "exactly two"),
+        ({"draws": 5}, "at least 20"),
+        ({"draws": 0}, "--draws"),
+        ({"max_paths": 0}, "--max-paths"),
+        ({"mc_draws": 1}, "--mc-draws"),
+        ({"alpha": 1.5}, "--alpha"),
+        ({"rho": 0.0}, "--rho"),
+        ({"seed": -1}, "--seed"),
+        ({"init": "uniform"}, "--init"),
+        ({"shared_layers": (1, 2)}, "--init shared only"),
+        ({"init": "shared", "shared_layers": (1, 9)}, "--shared-layers"),
+        ({"init": "shared", "shared_layers": (1, 1)}, "--shared-layers"),
+        ({"init": "shared", "shared_layers": (1, 2, 3)}, "exactly two"),
     ],
 )
 def test_config_refuses_bad_settings_with_one_line(small_spec, kwargs, match):
@@ -189,9 +203,11 @@ def test_config_refuses_bad_settings_with_one_line(small_spec, kwargs, match):
 
 def test_config_takes_one_spec_or_several_and_refuses_large_dags(small_spec):
     one = Lemma9Config(small_spec)
-    assert one.specs == (small_spec,) and one.settings()["dims"] == [4]
+    assert one.specs == (small_spec,)
+    assert one.settings()["dims"] == [4]
     two = Lemma9Config((small_spec, build_spec("random-dag", 5, hidden=(12, 12))), init="shared")
-    assert two.settings()["dims"] == [4, 5] and two.settings()["shared_layers"] == [1, 2]
+    assert two.settings()["dims"] == [4, 5]
+    assert two.settings()["shared_layers"] == [1, 2]
     with pytest.raises(InputError, match="edges"):
         Lemma9Config(build_spec("dense", 1000))
     with pytest.raises(InputError, match="two layers with random weights"):

@@ -38,13 +38,19 @@ def _cnn(n: int, **opts):
 def test_dense_exact_every_claim_consistent():
     result = check_paths(PathsConfig(tuple(build_spec("dense", d, widths=(5, 3)) for d in (4, 6)), exact=True))
     for row in result.rows:
-        assert row.lemma7_exact == Fraction(1) and row.dp_exact == (Fraction(1), Fraction(1))
-        assert row.symmetric and row.symmetry_method == "dag-polynomial" and row.witness is None
-        assert row.h3_fraction == 0 and row.structural == ()
+        assert row.lemma7_exact == Fraction(1)
+        assert row.dp_exact == (Fraction(1), Fraction(1))
+        assert row.symmetric
+        assert row.symmetry_method == "dag-polynomial"
+        assert row.witness is None
+        assert row.h3_fraction == 0
+        assert row.structural == ()
     assert [c.name for c in result.claims] == ["Lemma 7", "Lemma 8 / (S)", "(S-bounded)"]
     assert [c.verdict for c in result.claims] == [Verdict.CONSISTENT] * 3
-    assert result.lemma7.interval.method == "exact" and result.lemma7.estimate == 1.0
-    assert result.lemma8.hypotheses_needed == ("(S)",) and result.lemma8.hypotheses_broken == ()
+    assert result.lemma7.interval.method == "exact"
+    assert result.lemma7.estimate == 1.0
+    assert result.lemma8.hypotheses_needed == ("(S)",)
+    assert result.lemma8.hypotheses_broken == ()
 
 
 def test_zero_padding_cnn_breaks_s_and_h3_but_stays_bounded():
@@ -52,16 +58,20 @@ def test_zero_padding_cnn_breaks_s_and_h3_but_stays_bounded():
     assert [r.dim for r in result.rows] == [8, 16]  # sorted by d
     for row in result.rows:
         assert abs(row.lemma7_total - 1) < 1e-13
-        assert not row.symmetric and row.witness is not None
+        assert not row.symmetric
+        assert row.witness is not None
         assert 0 < row.h3_fraction < 1
         assert row.dp_min < 1 < row.dp_max
         img = row.scaled_first_logit
-        assert img.shape == (3, row.dim, row.dim) and row.channels_identical
+        assert img.shape == (3, row.dim, row.dim)
+        assert row.channels_identical
         # Lemma 7 restated: the mean of d * P(x, o) over the inputs is 1
         assert img.mean() == pytest.approx(1, rel=1e-12)
     assert result.lemma7.verdict is Verdict.CONSISTENT
-    assert result.lemma8.verdict is Verdict.INCONCLUSIVE and result.lemma8.hypotheses_broken == ("(S)",)
-    assert result.bounded.verdict is Verdict.CONSISTENT and result.bounded.estimate == pytest.approx(1, abs=1e-12)
+    assert result.lemma8.verdict is Verdict.INCONCLUSIVE
+    assert result.lemma8.hypotheses_broken == ("(S)",)
+    assert result.bounded.verdict is Verdict.CONSISTENT
+    assert result.bounded.estimate == pytest.approx(1, abs=1e-12)
     assert result.hypotheses.broken == ("(S)", "H3")
 
 
@@ -71,9 +81,13 @@ def test_kernel_equals_stride_circular_is_symmetric_by_the_randomised_test():
     spec = build_spec("strided-cnn", 243, channels=4, strides=(3, 3), padding="circular")
     result = check_paths(PathsConfig((spec,), trials=2, seed=3))
     (row,) = result.rows
-    assert row.symmetric and row.symmetry_method == "randomised"
-    assert row.symmetry_trials == 2 and len(row.primes) == 2 and 0 < row.false_positive_bound < 1e-10
-    assert row.dp_min == pytest.approx(1, rel=1e-13) and row.dp_max == pytest.approx(1, rel=1e-13)
+    assert row.symmetric
+    assert row.symmetry_method == "randomised"
+    assert row.symmetry_trials == 2
+    assert len(row.primes) == 2
+    assert 0 < row.false_positive_bound < 1e-10
+    assert row.dp_min == pytest.approx(1, rel=1e-13)
+    assert row.dp_max == pytest.approx(1, rel=1e-13)
     assert [c.verdict for c in result.claims] == [Verdict.CONSISTENT] * 3
     again = check_paths(PathsConfig((spec,), trials=2, seed=3)).rows[0]
     assert again.primes == row.primes  # the seed fixes the test
@@ -81,8 +95,11 @@ def test_kernel_equals_stride_circular_is_symmetric_by_the_randomised_test():
 
 def test_randomised_failure_is_certified():
     row = check_paths(PathsConfig((build_spec("strided-cnn", 128, channels=2, strides=(2, 2)),), trials=3)).rows[0]
-    assert row.symmetry_method == "randomised" and not row.symmetric
-    assert row.false_positive_bound == 0.0 and row.witness is not None and 1 <= row.symmetry_trials <= 3
+    assert row.symmetry_method == "randomised"
+    assert not row.symmetric
+    assert row.false_positive_bound == 0.0
+    assert row.witness is not None
+    assert 1 <= row.symmetry_trials <= 3
 
 
 def test_exact_random_dag_matches_operator_form_and_catches_an_unbounded_range():
@@ -97,7 +114,8 @@ def test_exact_random_dag_matches_operator_form_and_catches_an_unbounded_range()
         np.testing.assert_allclose(a.scaled_first_logit, e.scaled_first_logit, rtol=1e-12, atol=1e-15)
     # at d = 9 some input has no path to the logits: d*P(x,o) reaches 0
     assert exact.rows[1].dp_min == 0
-    assert exact.bounded.verdict is Verdict.INCONSISTENT and "minimum is 0" in exact.bounded.note
+    assert exact.bounded.verdict is Verdict.INCONSISTENT
+    assert "minimum is 0" in exact.bounded.note
     assert "(S-bounded)" in exact.hypotheses.broken
 
 
@@ -119,7 +137,8 @@ def test_lemma7_is_exact_on_random_dags(d, hidden, dag_seed):
 def test_progress_is_one_line_per_size(capsys):
     check_paths(PathsConfig(tuple(build_spec("dense", d, widths=(3,)) for d in (2, 3, 4))), progress=True)
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("paths: size 1/3, dim 2")
+    assert len(lines) == 3
+    assert lines[0].startswith("paths: size 1/3, dim 2")
 
 
 # ------------------------------------------------------------------ verdict rules on synthetic rows
@@ -150,28 +169,36 @@ def _row(dim: int = 8, **changes) -> PathRow:
 def test_lemma7_rule_allows_float_rounding_only():
     assert lemma7_claim([_row(lemma7_total=1 + 1e-12)], exact=False).verdict is Verdict.CONSISTENT
     bad = lemma7_claim([_row(4), _row(8, lemma7_total=1 + 10 * FLOAT_RTOL)], exact=False)
-    assert bad.verdict is Verdict.INCONSISTENT and bad.estimate == 1 + 10 * FLOAT_RTOL and "dims [8]" in bad.note
-    assert bad.interval.low == bad.interval.high == bad.estimate and bad.interval.level == 1.0
+    assert bad.verdict is Verdict.INCONSISTENT
+    assert bad.estimate == 1 + 10 * FLOAT_RTOL
+    assert "dims [8]" in bad.note
+    assert bad.interval.low == bad.interval.high == bad.estimate
+    assert bad.interval.level == 1.0
     # in Fraction mode nothing is rounding: a total 1e-30 off is a contradiction, though its float is 1
     off = Fraction(1) + Fraction(1, 10**30)
     exact = lemma7_claim([_row(lemma7_total=float(off), lemma7_exact=off)], exact=True)
-    assert exact.verdict is Verdict.INCONSISTENT and exact.interval.method == "exact"
+    assert exact.verdict is Verdict.INCONSISTENT
+    assert exact.interval.method == "exact"
 
 
 def test_lemma8_rule():
     spread = {"dp_min": 0.5, "dp_max": 2.0}
     # (S) holds but d*P is not 1: a real contradiction
     bad = lemma8_claim([_row(**spread)], exact=False)
-    assert bad.verdict is Verdict.INCONSISTENT and bad.hypotheses_broken == ()
+    assert bad.verdict is Verdict.INCONSISTENT
+    assert bad.hypotheses_broken == ()
     rnd = lemma8_claim([_row(symmetry_method="randomised", false_positive_bound=1e-20, **spread)], exact=False)
-    assert rnd.verdict is Verdict.INCONSISTENT and "randomised (S) test erred" in rnd.note
+    assert rnd.verdict is Verdict.INCONSISTENT
+    assert "randomised (S) test erred" in rnd.note
     # (S) fails everywhere: the lemma says nothing, whatever the range
     for changes in (spread, {}):
         vacuous = lemma8_claim([_row(symmetric=False, **changes)], exact=False)
-        assert vacuous.verdict is Verdict.INCONCLUSIVE and vacuous.hypotheses_broken == ("(S)",)
+        assert vacuous.verdict is Verdict.INCONCLUSIVE
+        assert vacuous.hypotheses_broken == ("(S)",)
     # (S) holds at one size with d*P = 1, fails at another: consistent, with (S) broken
     mixed = lemma8_claim([_row(4), _row(8, symmetric=False, **spread)], exact=False)
-    assert mixed.verdict is Verdict.CONSISTENT and mixed.hypotheses_broken == ("(S)",)
+    assert mixed.verdict is Verdict.CONSISTENT
+    assert mixed.hypotheses_broken == ("(S)",)
     assert (mixed.interval.low, mixed.interval.high) == (1.0, 1.0)  # the range of the sizes judged
     # float rounding passes, a Fraction off by 1e-30 does not
     assert lemma8_claim([_row(dp_max=1 + 1e-13)], exact=False).verdict is Verdict.CONSISTENT
@@ -188,16 +215,19 @@ def test_s_bounded_rule_is_the_scaling_checks():
     asym = {"symmetric": False, "symmetry_method": "randomised"}
     stable = [_row(8, dp_min=0.2, dp_max=2.0, **asym), _row(16, dp_min=0.2, dp_max=2.0 * 1.04, **asym)]
     claim = _bounded(stable)
-    assert claim.verdict is Verdict.CONSISTENT and claim.estimate == pytest.approx(1.04)
+    assert claim.verdict is Verdict.CONSISTENT
+    assert claim.estimate == pytest.approx(1.04)
     drifting = [stable[0], _row(16, dp_min=0.1, dp_max=2.5, **asym)]
     claim = _bounded(drifting)
-    assert claim.verdict is Verdict.INCONSISTENT and claim.estimate == pytest.approx(0.5)
+    assert claim.verdict is Verdict.INCONSISTENT
+    assert claim.estimate == pytest.approx(0.5)
     assert (claim.interval.low, claim.interval.high) == pytest.approx((0.5, 1.25))
     assert _bounded([stable[0]]).verdict is Verdict.INCONCLUSIVE
     assert _bounded([_row()]).verdict is Verdict.CONSISTENT  # (S) gives d*P = 1 at every d
     # one rule for both checks
     assert dp_range_ratios((0.2, 2.0), (0.1, 2.5)) == pytest.approx((0.5, 1.25))
-    assert dp_bounded((0.2, 2.0), (0.2, 2.0 * DP_BOUND_RATIO)) and not dp_bounded((0.2, 2.0), (0.2, 2.2))
+    assert dp_bounded((0.2, 2.0), (0.2, 2.0 * DP_BOUND_RATIO))
+    assert not dp_bounded((0.2, 2.0), (0.2, 2.2))
     assert not dp_bounded((0.0, 2.0), (0.0, 2.0))
     assert hypothesis_status([r.status for r in stable]).bounded
     assert not hypothesis_status([r.status for r in drifting]).bounded
@@ -220,7 +250,7 @@ def test_config_settings():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    ("kwargs", "match"),
     [
         ({"trials": 0}, "--trials"),
         ({"trials": 2.5}, "--trials"),

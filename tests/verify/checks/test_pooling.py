@@ -13,7 +13,7 @@ from graphs.spec import build_spec
 from verify.checks.pooling import DEFAULT_CHANNELS, DEFAULT_DRAWS, PoolingConfig, check_pooling, ratio_interval
 from verify.results import Verdict
 
-SMALL = dict(dim=32, pools=(1, 2, 4), channels=8, strides=(1, 2, 2), batch=2, draws=24, n_boot=500)
+SMALL = {"dim": 32, "pools": (1, 2, 4), "channels": 8, "strides": (1, 2, 2), "batch": 2, "draws": 24, "n_boot": 500}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,8 @@ def small():
 def test_defaults():
     cfg = PoolingConfig()
     assert (cfg.dim, cfg.pools, cfg.channels, cfg.draws, cfg.batch) == (128, (1, 2, 4, 8), 16, 256, 4)
-    assert DEFAULT_CHANNELS == 16 and DEFAULT_DRAWS == 256
+    assert DEFAULT_CHANNELS == 16
+    assert DEFAULT_DRAWS == 256
 
 
 @pytest.mark.parametrize("padding", ["zeros", "circular", "reflect"])
@@ -39,8 +40,10 @@ def test_sweep_varies_only_the_first_window():
     setup = PoolingConfig(dim=64, pools=(1, 2, 4), channels=2, strides=(1, 2, 2, 2)).setup
     assert setup.windows == ((1, 2, 2), (2, 2, 2), (4, 2, 2))
     assert setup.prod_a == (16, 64, 256)
-    assert setup.pooled_index == 1 and setup.pooled is setup.sweep[1]
-    assert setup.strided.family == "strided-cnn" and setup.strided.options["strides"] == (1, 2, 2, 2)
+    assert setup.pooled_index == 1
+    assert setup.pooled is setup.sweep[1]
+    assert setup.strided.family == "strided-cnn"
+    assert setup.strided.options["strides"] == (1, 2, 2, 2)
 
 
 def test_pool_windows_set_the_other_windows():
@@ -55,24 +58,24 @@ def test_a_window_that_does_not_fit_is_a_spec_error():
 
 
 @pytest.mark.parametrize(
-    "kwargs,message",
+    ("kwargs", "message"),
     [
-        (dict(pools=(2,)), "at least two windows"),
-        (dict(pools=(1, 1)), "distinct"),
-        (dict(pools=(0, 1)), "positive"),
-        (dict(dim=0), "--dims"),
-        (dict(draws=1), "--draws"),
-        (dict(batch=0), "--batch"),
-        (dict(seed=-1), "--seed"),
-        (dict(margin=0.0), "--margin"),
-        (dict(n_boot=10), "--n-boot"),
-        (dict(pool_windows=(2,)), "--pool-windows gives 1 window(s) for 2 strided layer(s)"),
-        (dict(strides=(1, 1)), "no pooling layer"),
+        ({"pools": (2,)}, "at least two windows"),
+        ({"pools": (1, 1)}, "distinct"),
+        ({"pools": (0, 1)}, "positive"),
+        ({"dim": 0}, "--dims"),
+        ({"draws": 1}, "--draws"),
+        ({"batch": 0}, "--batch"),
+        ({"seed": -1}, "--seed"),
+        ({"margin": 0.0}, "--margin"),
+        ({"n_boot": 10}, "--n-boot"),
+        ({"pool_windows": (2,)}, "--pool-windows gives 1 window(s) for 2 strided layer(s)"),
+        ({"strides": (1, 1)}, "no pooling layer"),
     ],
 )
 def test_bad_config_is_one_line_input_error(kwargs, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
-        PoolingConfig(**{**dict(dim=32, channels=2, strides=(1, 2, 2)), **kwargs})
+        PoolingConfig(**{"dim": 32, "channels": 2, "strides": (1, 2, 2), **kwargs})
     assert "\n" not in str(info.value)
 
 
@@ -92,7 +95,8 @@ def test_ratio_interval_covers_a_known_ratio():
     assert r == pytest.approx(num.mean() / den.mean(), rel=1e-12)
     # delta method: relative s.e. of a ratio of independent means = sqrt(cv_num^2/n + cv_den^2/n)
     rel_se = math.sqrt((num.std() / num.mean()) ** 2 / num.size + (den.std() / den.mean()) ** 2 / den.size)
-    assert iv.low < r < iv.high and iv.method == "BCa bootstrap"
+    assert iv.low < r < iv.high
+    assert iv.method == "BCa bootstrap"
     assert (iv.high - iv.low) / r == pytest.approx(2 * 1.96 * rel_se, rel=0.15)
 
 
@@ -108,7 +112,8 @@ def test_paired_ratio_interval_uses_the_pairing():
     r, iv = ratio_interval(num, den, paired=True, n_boot=2000, seed=1)
     _, ind = ratio_interval(num, den, paired=False, n_boot=2000, seed=1)
     rel_se = np.std(num / num.mean() - den / den.mean()) / math.sqrt(num.size)
-    assert iv.low < r < iv.high and iv.method == "BCa bootstrap, paired over draws"
+    assert iv.low < r < iv.high
+    assert iv.method == "BCa bootstrap, paired over draws"
     assert (iv.high - iv.low) / r == pytest.approx(2 * 1.96 * rel_se, rel=0.15)
     assert (ind.high - ind.low) > 3 * (iv.high - iv.low)
 
@@ -133,32 +138,39 @@ def test_check_result_claims_and_records(small):
     norm = r.records[r.records["quantity"] == "logit_grad_l2"]["value"].to_numpy()
     assert np.array_equal(sq, norm**2)
     # the squared norm's band is twice the norm's
-    assert r.norm.margin == 0.05 and r.squared.margin == 0.1
-    assert r.h3_fraction > 0 and "H3" in r.norm.claim.hypotheses_broken
+    assert r.norm.margin == 0.05
+    assert r.squared.margin == 0.1
+    assert r.h3_fraction > 0
+    assert "H3" in r.norm.claim.hypotheses_broken
     # exact (H) slopes by least squares: -1/2 with 2/in-degree
     assert r.norm.h_slope == pytest.approx(-0.5, abs=1e-12)
     assert r.squared.h_slope == pytest.approx(-1.0, abs=1e-12)
-    assert r.norm.fit.paired and r.norm.fit.interval.method == "BCa bootstrap, paired over draws"
+    assert r.norm.fit.paired
+    assert r.norm.fit.interval.method == "BCa bootstrap, paired over draws"
 
 
 def test_theorem11_one_claim_one_rule(small):
     t = small.theorem11
-    assert t.prod_a == 16 and t.predicted == pytest.approx(0.25)
+    assert t.prod_a == 16
+    assert t.predicted == pytest.approx(0.25)
     assert t.h_ratio_he == pytest.approx(0.25, rel=1e-12)
-    assert t.paired and t.interval.low <= t.ratio <= t.interval.high
+    assert t.paired
+    assert t.interval.low <= t.ratio <= t.interval.high
     assert t.band == pytest.approx((0.25 * math.exp(-0.05), 0.25 * math.exp(0.05)))
     # the verdict is the band on the ratio: recompute it from the interval
     inside = t.band[0] <= t.interval.low and t.interval.high <= t.band[1]
     outside = t.interval.high < t.band[0] or t.interval.low > t.band[1]
     expected = Verdict.CONSISTENT if inside else Verdict.INCONSISTENT if outside else Verdict.INCONCLUSIVE
     assert t.claim.verdict is expected
-    assert t.claim.estimate == t.ratio and t.claim.predicted == t.predicted
+    assert t.claim.estimate == t.ratio
+    assert t.claim.predicted == t.predicted
     assert t.pooled_moments is small.second_moments[1]
 
 
 def test_second_moments_mean_is_paired_over_windows(small):
     mean = small.second_moments_mean
-    assert mean.paired and mean.correlation[0] > 0.5
+    assert mean.paired
+    assert mean.correlation[0] > 0.5
     rel = [c.rel_init for c in small.second_moments]
     assert mean.estimate == pytest.approx(np.mean(rel), rel=1e-12)
     assert small.second_moments_claim.estimate == mean.estimate
@@ -182,4 +194,5 @@ def test_monte_carlo_pooling_slope_is_minus_one_half():
     r = check_pooling(cfg)
     assert abs(r.norm.fit.slope + 0.5) < 0.03
     assert r.norm.claim.verdict is Verdict.CONSISTENT, r.norm.claim
-    assert r.h3_fraction == 0.0 and r.norm.claim.hypotheses_broken == ()
+    assert r.h3_fraction == 0.0
+    assert r.norm.claim.hypotheses_broken == ()

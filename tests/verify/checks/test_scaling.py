@@ -40,12 +40,14 @@ def _status(dim, symmetric, lo, hi, h3=0.0):
 
 def test_bounded_path_sums_stand_in_for_symmetry():
     stable = [_status(32, False, 0.2775, 1.9731), _status(64, False, 0.2775, 1.9731)]
-    assert hypothesis_status(stable).bounded and hypothesis_status(stable).broken == ("(S)",)
+    assert hypothesis_status(stable).bounded
+    assert hypothesis_status(stable).broken == ("(S)",)
     drifting = [_status(32, False, 0.5, 1.5), _status(64, False, 0.25, 3.0)]
     assert not hypothesis_status(drifting).bounded
     assert "(S-bounded)" in hypothesis_status(drifting).broken
     h3 = [_status(32, True, 1, 1, h3=0.1), _status(64, True, 1, 1, h3=0.05)]
-    assert hypothesis_status(h3).broken == ("H3",) and hypothesis_status(h3).h3_fraction == 0.1
+    assert hypothesis_status(h3).broken == ("H3",)
+    assert hypothesis_status(h3).h3_fraction == 0.1
 
 
 @pytest.mark.parametrize(

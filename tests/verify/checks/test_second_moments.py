@@ -91,7 +91,7 @@ def test_agreement_numbers_from_known_values():
 
 
 @pytest.mark.parametrize(
-    "family,dim,opts,culprit",
+    ("family", "dim", "opts", "culprit"),
     [
         ("dense", 12, {"widths": (16,)}, "agrees with (H)"),
         ("dense", 10, {"widths": (8, 6, 12)}, "agrees with (H)"),
@@ -127,7 +127,7 @@ I_EDGE = Interval(-0.05, 0.3)
 
 
 @pytest.mark.parametrize(
-    "family,opts,rel_he,rel_init,he,init,expected",
+    ("family", "opts", "rel_he", "rel_init", "he", "init", "expected"),
     [
         ("dense", {"widths": (3,)}, I_IN, I_IN, 2.0, 2.0, "agrees with (H)"),
         ("dense", {"widths": (3,)}, I_OUT_ABOVE, I_OUT_ABOVE, 2.0, 2.0, "UNEXPECTED"),
@@ -154,7 +154,8 @@ def test_likely_culprit_reads_the_intervals(family, opts, rel_he, rel_init, he, 
 def test_culprit_names_the_direction_and_reflect_padding():
     spec = build_spec("avgpool-cnn", 8, channels=2, strides=(1, 2), padding="reflect")
     text = likely_culprit(spec, Interval(-0.4, -0.2), Interval(-0.4, -0.2), 2.0, 2.0, 0.1)
-    assert "MC below Eq. 13" in text and "H5 too" in text
+    assert "MC below Eq. 13" in text
+    assert "H5 too" in text
 
 
 def _shared_draws(n: int, seed: int, scales=(1.0, 0.25, 0.0625)) -> list[pd.Series]:
@@ -170,7 +171,8 @@ def test_mean_relative_difference_is_paired_over_shared_draws():
     diff = mean_relative_difference(per_draw, exact, n_boot=2000, seed=1)
     y = np.mean([s.to_numpy() / c for s, c in zip(per_draw, exact)], axis=0)  # one value per draw
     assert diff.estimate == pytest.approx(y.mean() - 1.0, rel=1e-12)
-    assert diff.paired and diff.interval.method == "BCa bootstrap, paired over draws"
+    assert diff.paired
+    assert diff.interval.method == "BCa bootstrap, paired over draws"
     assert diff.correlation[0] > 0.95
     # the statistic is (a linear function of) the mean of y: its s.e. is y's, not sqrt(3) times smaller
     se = y.std(ddof=1) / math.sqrt(y.size)
@@ -186,14 +188,15 @@ def test_mean_relative_difference_without_shared_draws_is_unpaired():
     a = pd.Series([1.0, 2.0, 3.0], index=[0, 1, 2])
     b = pd.Series([1.0, 2.0, 3.0], index=[5, 6, 7])
     diff = mean_relative_difference([a, b], [2.0, 2.0], n_boot=200)
-    assert not diff.paired and math.isnan(diff.correlation[0])
+    assert not diff.paired
+    assert math.isnan(diff.correlation[0])
     assert diff.estimate == pytest.approx(0.0, abs=1e-15)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="one exact value per net"):
         mean_relative_difference([a], [1.0, 2.0])
 
 
 @pytest.mark.parametrize(
-    "interval,verdict",
+    ("interval", "verdict"),
     [
         (Interval(-0.05, 0.06), Verdict.CONSISTENT),
         (Interval(0.2, 0.4), Verdict.INCONSISTENT),
@@ -204,7 +207,8 @@ def test_agreement_claim_uses_the_band_on_the_interval(interval, verdict):
     diff = RelativeDifference("init", (interval.low + interval.high) / 2, interval, True, (0.9, 0.95), 64)
     claim = agreement_claim(diff, tolerance=0.1, hypotheses_broken=("H3", "H5"))
     assert claim.verdict is verdict
-    assert claim.predicted == 0.0 and claim.interval == interval
+    assert claim.predicted == 0.0
+    assert claim.interval == interval
     assert claim.hypotheses_needed == ("H1", "H2", "H4", "H5")
     assert claim.hypotheses_broken == ("H5",)  # H3 is not needed with the init's variances
     assert "0.90..0.95" in claim.note

@@ -36,10 +36,16 @@ def _run_json(argv, capsys) -> dict:
 def test_json_report_and_figure(tmp_path, capsys):
     out = _run_json([*ARGV, "--out-dir", str(tmp_path), "--json"], capsys)
     assert list(out)[:5] == ["command", "version", "run", "claims", "verdicts"]
-    assert out["command"] == "first-order" and out["d"] == [16, 32] and out["norms"] == ["inf", "2"]
-    assert out["samples"] == out["draws"] == 3 and out["batch"] == 4 and out["dtype"] == "float64"
+    assert out["command"] == "first-order"
+    assert out["d"] == [16, 32]
+    assert out["norms"] == ["inf", "2"]
+    assert out["samples"] == out["draws"] == 3
+    assert out["batch"] == 4
+    assert out["dtype"] == "float64"
     run = out["run"]
-    assert run["threads"] == 1 and run["dtype"] == "float64" and run["torch_version"] == torch.__version__
+    assert run["threads"] == 1
+    assert run["dtype"] == "float64"
+    assert run["torch_version"] == torch.__version__
     for key in (
         "eps_inf",
         "norms",
@@ -55,17 +61,22 @@ def test_json_report_and_figure(tmp_path, capsys):
         assert key in run["settings"], key
     assert len(out["lemma2"]) == 2 * 2 * 2 * 2
     assert all(math.isfinite(r["ratio"]) for r in out["lemma2"])
-    assert len(out["prop3_order"]) == 4 and len(out["remark1"]) == 2 and out["snr"]
-    assert set(out["pgd"]["linear_model_limit"]) == {"inf", "2"} and out["pgd"]["steps"] == 7
+    assert len(out["prop3_order"]) == 4
+    assert len(out["remark1"]) == 2
+    assert out["snr"]
+    assert set(out["pgd"]["linear_model_limit"]) == {"inf", "2"}
+    assert out["pgd"]["steps"] == 7
     # claims: Lemma 2 per (d, norm, attack), Prop. 3 per (d, norm), the SNR, Remark 1 per d
-    assert len(out["claims"]) == 8 + 4 + 1 + 2 and sum(out["verdicts"].values()) == 15
+    assert len(out["claims"]) == 8 + 4 + 1 + 2
+    assert sum(out["verdicts"].values()) == 15
     pgd = [c for c in out["claims"] if c["name"].startswith("lemma2 pgd")]
     assert {c["predicted"] for c in pgd} == {
         out["pgd"]["linear_model_limit_by_d"][str(d)][n] for d in (16, 32) for n in ("inf", "2")
     }
     report = tmp_path / "first-order-dense.md"
     figure = tmp_path / "first-order-dense.png"
-    assert report.exists() and figure.stat().st_size > 1000
+    assert report.exists()
+    assert figure.stat().st_size > 1000
     text = report.read_text()
     for section in (
         "## Settings",
@@ -86,14 +97,17 @@ def test_samples_alias_norm_subset_and_thread_restore(tmp_path, capsys):
     before = torch.get_num_threads()
     out = _run_json([*argv, "--out-dir", str(tmp_path), "--json", "--norms", "inf", "--threads", "2"], capsys)
     assert torch.get_num_threads() == before
-    assert out["draws"] == 3 and out["run"]["threads"] == 2
+    assert out["draws"] == 3
+    assert out["run"]["threads"] == 2
     assert {r["norm"] for r in out["lemma2"]} == {"inf"}
 
 
 def test_terminal_summary(tmp_path, capsys):
     assert main([*ARGV, "--out-dir", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "| lemma2 one-step p=inf d=16 |" in text and "report:" in text and "wall time" in text
+    assert "| lemma2 one-step p=inf d=16 |" in text
+    assert "report:" in text
+    assert "wall time" in text
 
 
 @pytest.mark.parametrize(
@@ -136,7 +150,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, change):
         argv.remove("16,16")
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("verify: error:"), err
+    assert len(err) == 1, err
+    assert err[0].startswith("verify: error:"), err
     assert not (tmp_path / "out").exists()
 
 
@@ -153,7 +168,8 @@ def test_broken_hypotheses_are_stated_next_to_the_verdicts(tmp_path, capsys):
         [*argv, "--eps", "1e-3,1e-2", "--draws", "2", "--batch", "2", "--out-dir", str(tmp_path), "--json"], capsys
     )
     remark = [c for c in out["claims"] if c["name"].startswith("remark1")]
-    assert remark and all(c["hypotheses_broken"] == ["H3"] for c in remark)  # zero padding's border
+    assert remark
+    assert all(c["hypotheses_broken"] == ["H3"] for c in remark)
     assert all(c["hypotheses_broken"] == [] for c in out["claims"] if not c["name"].startswith("remark1"))
     assert out["hypotheses_broken"] == {"192": ["H3"]}
     assert "**Warning: H3 fails for this net.**" in (tmp_path / "first-order-strided-cnn.md").read_text()

@@ -20,16 +20,23 @@ def _run_json(argv, capsys):
 def test_report_and_json(tmp_path, capsys):
     argv = ["lemma9", *SMALL, "--mc-draws", "20"]
     out = _run_json([*argv, "--out-dir", str(tmp_path), "--json"], capsys)
-    assert out["command"] == "lemma9" and out["init"] == "he" and out["arch"] == "random-dag"
+    assert out["command"] == "lemma9"
+    assert out["init"] == "he"
+    assert out["arch"] == "random-dag"
     for key in ("draws", "seed", "init", "rho", "max_inputs", "max_paths", "max_pairs", "alpha", "mc_draws", "options"):
         assert key in out["run"]["settings"], key
     (row,) = out["results"]
-    assert row["tested_pairs"] > 0 and row["tested_paths"] > 0 and row["draws"] == 400
-    assert row["second_moments"]["he"]["dp"] == "2" and row["monte_carlo"]["draws"] == 20
-    assert out["rejected"] is False and out["as_expected"] is True
+    assert row["tested_pairs"] > 0
+    assert row["tested_paths"] > 0
+    assert row["draws"] == 400
+    assert row["second_moments"]["he"]["dp"] == "2"
+    assert row["monte_carlo"]["draws"] == 20
+    assert out["rejected"] is False
+    assert out["as_expected"] is True
     assert out["claims"][0]["verdict"] == "consistent"
     text = (tmp_path / "lemma9-random-dag.md").read_text()
-    assert "pairs tested" in text and "Holm" in text
+    assert "pairs tested" in text
+    assert "Holm" in text
     # the command main() was given, not the test runner's sys.argv
     assert f"`verify {' '.join(argv)} --out-dir {tmp_path} --json`" in text
     assert sorted(os.listdir(tmp_path)) == ["lemma9-random-dag.md"]
@@ -38,10 +45,14 @@ def test_report_and_json(tmp_path, capsys):
 def test_old_spellings_and_the_planted_failure(tmp_path, capsys):
     argv = ["moments", *SMALL[:-4], "--samples", "1500", "--mc-samples", "0", "--init", "shared", "--json"]
     out = _run_json([*argv, "--max-pairs", "300", "--seed", "3", "--out-dir", str(tmp_path)], capsys)
-    assert out["command"] == "lemma9" and out["init"] == "shared" and out["shared_layers"] == [1, 2]
+    assert out["command"] == "lemma9"
+    assert out["init"] == "shared"
+    assert out["shared_layers"] == [1, 2]
     (row,) = out["results"]
-    assert row["draws"] == 1500 and "monte_carlo" not in row
-    assert out["rejected"] is True and out["as_expected"] is True
+    assert row["draws"] == 1500
+    assert "monte_carlo" not in row
+    assert out["rejected"] is True
+    assert out["as_expected"] is True
     assert out["claims"][0]["verdict"] == "inconsistent"
     assert (tmp_path / "lemma9-random-dag-shared.md").exists()
 
@@ -49,7 +60,9 @@ def test_old_spellings_and_the_planted_failure(tmp_path, capsys):
 def test_terminal_summary(tmp_path, capsys):
     assert main(["lemma9", *SMALL, "--mc-draws", "0", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Lemma 9 consistent (as expected)" in out and "report:" in out and "wall time" in out
+    assert "Lemma 9 consistent (as expected)" in out
+    assert "report:" in out
+    assert "wall time" in out
 
 
 @pytest.mark.parametrize(
@@ -74,7 +87,8 @@ def test_terminal_summary(tmp_path, capsys):
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, argv):
     assert main(["lemma9", *argv, "--out-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("verify: error:") and "\n" not in err
+    assert err.startswith("verify: error:")
+    assert "\n" not in err
     assert not (tmp_path / "out").exists()
 
 

@@ -37,7 +37,8 @@ def test_every_command_has_help_with_examples(name, capsys):
 def test_bad_command_lines_exit_2_with_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.startswith("verify"), err
+    assert err.count("\n") == 0, err
+    assert err.startswith("verify"), err
 
 
 def test_json_text_is_strict_json():

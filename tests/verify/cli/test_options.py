@@ -34,7 +34,8 @@ def test_the_structure_seed_does_not_shadow_the_run_seed():
     p = _parser()
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(["--arch", "random-dag", "--dag-seed", "5", "--seed", "2"])
-    assert args.seed == 2 and family_options(args)["seed"] == 5
+    assert args.seed == 2
+    assert family_options(args)["seed"] == 5
 
 
 def test_a_flag_of_another_family_is_an_error():

@@ -24,7 +24,8 @@ OLD_ROW_KEYS = {
 
 def _json(capsys):
     captured = capsys.readouterr()
-    assert captured.out.count("\n") == 1 and captured.err == ""  # no progress into a pipe
+    assert captured.out.count("\n") == 1
+    assert captured.err == ""
     return json.loads(captured.out)
 
 
@@ -32,15 +33,20 @@ def test_json_report_and_heatmap_for_a_cnn(tmp_path, capsys):
     argv = ["paths", "--arch", "strided-cnn", "--dims", "16,8", *SMALL_CNN, "--json", "--out-dir", str(tmp_path)]
     assert main(argv) == 0
     obj = _json(capsys)
-    assert obj["command"] == "paths" and obj["run"]["settings"]["dims"] == [8, 16]
-    assert obj["run"]["dtype"] == "float64" and obj["run"]["device"] == "cpu"
-    assert obj["arch"] == "strided-cnn" and obj["padding"] == "zeros"
+    assert obj["command"] == "paths"
+    assert obj["run"]["settings"]["dims"] == [8, 16]
+    assert obj["run"]["dtype"] == "float64"
+    assert obj["run"]["device"] == "cpu"
+    assert obj["arch"] == "strided-cnn"
+    assert obj["padding"] == "zeros"
     assert [r["dim"] for r in obj["rows"]] == [8, 16]
     for row in obj["rows"]:
-        assert OLD_ROW_KEYS <= set(row)
-        assert row["d"] == 3 * row["dim"] ** 2 and row["lemma7_total"] == pytest.approx(1.0, abs=1e-13)
+        assert set(row) >= OLD_ROW_KEYS
+        assert row["d"] == 3 * row["dim"] ** 2
+        assert row["lemma7_total"] == pytest.approx(1.0, abs=1e-13)
         assert row["path_sum_times_d_min"] < 1 < row["path_sum_times_d_max"]
-        assert row["symmetric"] is False and 0 < row["h3_violation_fraction"] < 1
+        assert row["symmetric"] is False
+        assert 0 < row["h3_violation_fraction"] < 1
     assert [c["verdict"] for c in obj["claims"]] == ["consistent", "inconclusive", "consistent"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["paths-strided-cnn.md", "paths-strided-cnn.png"]
     assert (tmp_path / "paths-strided-cnn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -52,9 +58,11 @@ def test_exact_random_dag_matches_operator_form(tmp_path, capsys):
     exact = _json(capsys)
     assert main(base) == 0
     approx = _json(capsys)
-    assert exact["exact"] is True and exact["run"]["dtype"] == "fraction"
+    assert exact["exact"] is True
+    assert exact["run"]["dtype"] == "fraction"
     e, a = exact["rows"][0], approx["rows"][0]
-    assert e["lemma7_total"] == 1.0 and e["lemma7_total_exact"] == "1"
+    assert e["lemma7_total"] == 1.0
+    assert e["lemma7_total_exact"] == "1"
     for key in ("path_sum_times_d_min", "path_sum_times_d_max"):
         assert a[key] == pytest.approx(e[key], rel=1e-12)
     assert e["symmetric"] == a["symmetric"] is False
@@ -66,9 +74,12 @@ def test_terminal_table_and_progress(tmp_path, capsys, monkeypatch):
     argv = ["paths", "--arch", "avgpool-cnn", "--dims", "8", *SMALL_CNN, "--padding", "circular"]
     assert main([*argv, "--out-dir", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert "| dim | d | Lemma 7 total |" in captured.out and "report:" in captured.out
-    assert "Lemma 8 / (S): " in captured.out and "paths-avgpool-cnn.png" in captured.out
-    assert captured.err.count("\n") == 1 and captured.err.startswith("paths: size 1/1, dim 8")
+    assert "| dim | d | Lemma 7 total |" in captured.out
+    assert "report:" in captured.out
+    assert "Lemma 8 / (S): " in captured.out
+    assert "paths-avgpool-cnn.png" in captured.out
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("paths: size 1/1, dim 8")
 
 
 def test_symmetric_net(tmp_path, capsys):
@@ -76,14 +87,15 @@ def test_symmetric_net(tmp_path, capsys):
     assert main([*argv, "--padding", "circular", "--json", "--out-dir", str(tmp_path)]) == 0
     obj = _json(capsys)
     (row,) = obj["rows"]
-    assert row["symmetric"] is True and row["h3_violation_fraction"] == 0
+    assert row["symmetric"] is True
+    assert row["h3_violation_fraction"] == 0
     assert row["path_sum_times_d_min"] == pytest.approx(1, rel=1e-13)
     assert row["path_sum_times_d_max"] == pytest.approx(1, rel=1e-13)
     assert obj["verdicts"] == {"consistent": 3, "inconsistent": 0, "inconclusive": 0}
 
 
 @pytest.mark.parametrize(
-    "argv, needle",
+    ("argv", "needle"),
     [
         (["--arch", "no-such-net", "--dims", "8"], "no-such-net"),
         (["--arch", "dense", "--dims", "8,x"], "--dims"),
@@ -107,8 +119,10 @@ def test_bad_input_is_one_line_before_any_work(argv, needle, tmp_path, capsys, m
     assert main(["paths", *argv, "--out-dir", str(tmp_path / "r")]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("verify"), captured.err
-    assert needle in lines[0] and captured.out == ""
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("verify"), captured.err
+    assert needle in lines[0]
+    assert captured.out == ""
     assert not (tmp_path / "r").exists()
 
 
@@ -118,10 +132,12 @@ def test_unwritable_out_dir_before_any_work(tmp_path, capsys, monkeypatch):
     blocker.write_text("x")
     assert main(["paths", "--arch", "dense", "--dims", "4", "--out-dir", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "not a folder" in err
+    assert err.count("\n") == 0
+    assert "not a folder" in err
 
 
 def test_help_has_examples(capsys):
     assert main(["paths", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "verify paths --arch strided-cnn --dims 32,64,128,256" in out and "--trials" in out
+    assert "verify paths --arch strided-cnn --dims 32,64,128,256" in out
+    assert "--trials" in out

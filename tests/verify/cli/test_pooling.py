@@ -17,14 +17,21 @@ def test_json_report_and_plot(tmp_path, capsys):
     argv = [*SMALL, "--pools", "1,2,4", "--draws", "12", "--n-boot", "200", "--out-dir", str(tmp_path), "--json"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["command"] == "pooling" and out["x"] == "prod_a" and out["xs"] == [4, 16, 64]
-    assert out["draws"] == out["samples"] == 12 and out["margin"] == 0.05 and out["n_boot"] == 200
-    assert out["run"]["command_line"].startswith("verify pooling") and out["run"]["wall_seconds"] > 0
+    assert out["command"] == "pooling"
+    assert out["x"] == "prod_a"
+    assert out["xs"] == [4, 16, 64]
+    assert out["draws"] == out["samples"] == 12
+    assert out["margin"] == 0.05
+    assert out["n_boot"] == 200
+    assert out["run"]["command_line"].startswith("verify pooling")
+    assert out["run"]["wall_seconds"] > 0
     for key in ("draws", "batch", "seed", "margin", "n_boot", "dims", "options", "pools"):
         assert key in out["run"]["settings"], key
     assert out["theorem11"]["paired"] is True
     report = (tmp_path / "pooling-avgpool-cnn.md").read_text()
-    assert "Theorem 11" in report and "(H) init" in report and "pooling-avgpool-cnn.png" in report
+    assert "Theorem 11" in report
+    assert "(H) init" in report
+    assert "pooling-avgpool-cnn.png" in report
     assert (tmp_path / "pooling-avgpool-cnn.png").stat().st_size > 1000
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], "temporary files left behind"
 
@@ -34,7 +41,8 @@ def test_dim_is_an_alias_of_dims_and_samples_of_draws(tmp_path, capsys):
     argv[argv.index("--dims")] = "--dim"
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["dims"] == [32] and out["draws"] == 4
+    assert out["dims"] == [32]
+    assert out["draws"] == 4
 
 
 def test_help_states_the_command_defaults(capsys):
@@ -42,7 +50,8 @@ def test_help_states_the_command_defaults(capsys):
         build_parser().parse_args(["pooling", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "channels of every convolution (default 16)" in text
-    assert "(default 256)" in text and "--dims N, --dim N" in text
+    assert "(default 256)" in text
+    assert "--dims N, --dim N" in text
     assert "--widths" not in text  # only avgpool-cnn's flags
 
 
@@ -74,8 +83,10 @@ def test_args_are_not_mutated(tmp_path, monkeypatch):
     parser = build_parser()
     args = parser.parse_args([*SMALL, "--pools", "1,2", "--draws", "3", "--n-boot", "100", "--out-dir", str(tmp_path)])
     args.command_line = "verify pooling"
-    assert spy(args) == 0 and seen["same"]
-    assert args.family_channels == "8" and args.dims == "32"
+    assert spy(args) == 0
+    assert seen["same"]
+    assert args.family_channels == "8"
+    assert args.dims == "32"
 
 
 @pytest.mark.parametrize(
@@ -101,7 +112,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra):
     out_dir = tmp_path / "out"
     assert main([*SMALL, *extra, "--out-dir", str(out_dir)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("verify: error:") and "\n" not in err, err
+    assert err.startswith("verify: error:"), err
+    assert "\n" not in err, err
     assert not out_dir.exists()
 
 

@@ -40,22 +40,32 @@ def test_json_envelope_report_and_plot(tmp_path, capsys):
     assert {"command", "version", "run", "claims", "verdicts"} <= set(out)
     assert out["command"] == "scaling"
     run = out["run"]
-    assert run["seed"] == 0 and run["torch_version"] == torch.__version__ and run["wall_seconds"] > 0
+    assert run["seed"] == 0
+    assert run["torch_version"] == torch.__version__
+    assert run["wall_seconds"] > 0
     # every setting that changes the numbers is in the JSON: a run can be rebuilt from it
     settings = run["settings"]
     for key in ("draws", "batch", "seed", "inputs", "eps_inf", "margin", "n_boot", "dims", "options"):
         assert key in settings, key
     # today's keys stay where they were
-    assert out["arch"] == "dense" and out["padding"] is None
-    assert out["dims"] == [16, 64, 256] and out["d"] == [16, 64, 256]
-    assert out["seed"] == 0 and out["samples"] == 8 and out["batch"] == 2 and out["margin"] == 0.05
-    assert out["symmetric"] is True and out["h3_violation_fraction"] == 0.0
+    assert out["arch"] == "dense"
+    assert out["padding"] is None
+    assert out["dims"] == [16, 64, 256]
+    assert out["d"] == [16, 64, 256]
+    assert out["seed"] == 0
+    assert out["samples"] == 8
+    assert out["batch"] == 2
+    assert out["margin"] == 0.05
+    assert out["symmetric"] is True
+    assert out["h3_violation_fraction"] == 0.0
     assert [q["name"] for q in out["quantities"]] == list(SCALING_QUANTITIES)
     assert [c["name"] for c in out["claims"]] == list(SCALING_QUANTITIES)
     for q, c in zip(out["quantities"], out["claims"]):
         assert len(q["means"]) == len(q["stderr"]) == 3
-        assert q["verdict"] == c["verdict"] and q["slope"] == c["estimate"]
-        assert c["interval"]["low"] == q["ci_low"] and c["interval"]["method"].startswith("BCa")
+        assert q["verdict"] == c["verdict"]
+        assert q["slope"] == c["estimate"]
+        assert c["interval"]["low"] == q["ci_low"]
+        assert c["interval"]["method"].startswith("BCa")
         assert c["hypotheses_broken"] == []  # dense nets satisfy (H) and (S) exactly
     assert sum(out["verdicts"].values()) == len(SCALING_QUANTITIES)
     report = (tmp_path / "scaling-dense.md").read_text()
@@ -97,14 +107,14 @@ def test_samples_is_an_alias_of_draws(tmp_path, capsys):
 def test_broken_hypotheses_are_stated_next_to_the_verdicts(tmp_path, capsys):
     assert main([*CNN, "--out-dir", str(tmp_path), "--quantities", "logit_grad_l2,vuln_linf"]) == 0
     out = capsys.readouterr().out
-    assert "(S) FAILS" in out and "H3 FAILS" in out and "wall time" in out
+    assert "(S) FAILS" in out
+    assert "H3 FAILS" in out
+    assert "wall time" in out
     assert "needs (S)" not in out  # the terminal summary names only columns it shows
     report = (tmp_path / "scaling-strided-cnn.md").read_text()
     verdicts = report.split("## Verdicts", 1)[1].split("## Per-size", 1)[0]
     assert "Warning: (S), H3 fail" in verdicts
-    rows = [
-        line for line in verdicts.splitlines() if line.startswith("| logit_grad_l2") or line.startswith("| vuln_linf")
-    ]
+    rows = [line for line in verdicts.splitlines() if line.startswith(("| logit_grad_l2", "| vuln_linf"))]
     assert len(rows) == 2
     assert all("| H3 |" in row for row in rows)
     assert "padding=zeros" in report
@@ -118,7 +128,8 @@ def test_dims_order_does_not_matter(tmp_path, capsys):
     b, _ = _run_json([*shuffled, "--out-dir", str(tmp_path / "b"), "--json"], capsys)
     assert a["quantities"] == b["quantities"]
     report = (tmp_path / "b" / "scaling-dense.md").read_text()
-    assert "| 16 -> 64 |" in report and "| 64 -> 256 |" in report
+    assert "| 16 -> 64 |" in report
+    assert "| 64 -> 256 |" in report
 
 
 def test_quantities_subset_in_json(tmp_path, capsys):
@@ -159,12 +170,13 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("extra,needle", BAD, ids=[" ".join(e) for e, _ in BAD])
+@pytest.mark.parametrize(("extra", "needle"), BAD, ids=[" ".join(e) for e, _ in BAD])
 def test_bad_input_one_line_exit_2_no_report(extra, needle, tmp_path, capsys):
     argv = ["scaling", "--arch", "dense", "--dims", "16,64", "--draws", "4", "--out-dir", str(tmp_path / "r")]
     assert main([*argv, *extra]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.startswith("verify"), err
+    assert err.count("\n") == 0, err
+    assert err.startswith("verify"), err
     assert needle in err, err
     assert not (tmp_path / "r").exists(), "a failed run must not create the output folder"
 
@@ -187,14 +199,16 @@ def test_dead_nets_end_in_one_line(tmp_path, capsys):
     ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "dead" in err, err
+    assert err.count("\n") == 0, err
+    assert "dead" in err, err
     assert not (tmp_path / "r").exists()
 
 
 def test_unknown_family(tmp_path, capsys):
     assert main(["scaling", "--arch", "no-such-net", "--dims", "8,16", "--out-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "no-such-net" in err
+    assert err.count("\n") == 0
+    assert "no-such-net" in err
     assert not (tmp_path / "r").exists()
 
 
@@ -208,7 +222,8 @@ def test_upsampled_sizes_must_be_multiples(tmp_path, capsys):
 def test_cuda_where_none(tmp_path, capsys):
     assert main([*DENSE, "--device", "cuda", "--out-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "cuda" in err.lower()
+    assert err.count("\n") == 0
+    assert "cuda" in err.lower()
     assert not (tmp_path / "r").exists()
 
 
@@ -217,7 +232,8 @@ def test_unwritable_out_dir(tmp_path, capsys):
     blocker.write_text("not a folder")
     assert main([*DENSE, "--out-dir", str(blocker / "reports")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "not a folder" in err
+    assert err.count("\n") == 0
+    assert "not a folder" in err
     assert not (blocker.parent / "scaling-dense.md").exists()
 
 
@@ -225,6 +241,9 @@ def test_help_documents_the_defaults(capsys):
     assert main(["scaling", "--help"]) == 0
     out = capsys.readouterr().out
     assert "verify scaling --arch strided-cnn --dims 32,64,128,256" in out
-    assert "about a minute" in out and "--draws" in out and "--batch" in out
+    assert "about a minute" in out
+    assert "--draws" in out
+    assert "--batch" in out
     # family flags are grouped by the families they apply to, with each family's default
-    assert "options of strided-cnn, avgpool-cnn" in out and "(default 64)" in out
+    assert "options of strided-cnn, avgpool-cnn" in out
+    assert "(default 64)" in out

@@ -15,10 +15,27 @@ from verify.report import json_text
 from verify.report.first_order import render_first_order
 from verify.results import RunInfo
 
-OLD_KEYS = (
-    "arch dims d eps_inf norms samples batch seed dtype pgd lemma2 largest_eps_within_10pct prop3 prop3_order snr "
-    "remark1 report figure elapsed_s"
-).split()
+OLD_KEYS = [
+    "arch",
+    "dims",
+    "d",
+    "eps_inf",
+    "norms",
+    "samples",
+    "batch",
+    "seed",
+    "dtype",
+    "pgd",
+    "lemma2",
+    "largest_eps_within_10pct",
+    "prop3",
+    "prop3_order",
+    "snr",
+    "remark1",
+    "report",
+    "figure",
+    "elapsed_s",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +55,7 @@ def rendered():
 
 def _tables(markdown: str) -> list[list[str]]:
     tables, current = [], []
-    for line in markdown.splitlines() + [""]:
+    for line in [*markdown.splitlines(), ""]:
         if line.startswith("|"):
             current.append(line)
         elif current:
@@ -64,12 +81,14 @@ def test_sections_and_tables(rendered):
 
 
 def test_verdict_words(rendered):
-    result, out = rendered
+    _, out = rendered
     text = out.markdown
-    assert "| lemma2 one-step p=inf d=16 | 1 | 0.5" in text and "**inconsistent**" in text
+    assert "| lemma2 one-step p=inf d=16 | 1 | 0.5" in text
+    assert "**inconsistent**" in text
     assert "| prop3 p=2 d=16 | > 1 |" in text
     for row in text.splitlines():
-        assert not row.rstrip().endswith("| o(eps) |") and "not o(eps)" not in row
+        assert not row.rstrip().endswith("| o(eps) |")
+        assert "not o(eps)" not in row
     assert out.summary.splitlines()[-1] == "11 consistent, 4 inconsistent"
 
 
@@ -80,16 +99,20 @@ def test_json_envelope_keeps_the_old_keys(rendered):
     assert obj["command"] == "first-order"
     for key in OLD_KEYS:
         assert key in obj, key
-    assert obj["samples"] == obj["draws"] == 20 and obj["d"] == [16, 64] and obj["norms"] == ["inf", "2"]
+    assert obj["samples"] == obj["draws"] == 20
+    assert obj["d"] == [16, 64]
+    assert obj["norms"] == ["inf", "2"]
     assert set(obj["pgd"]["linear_model_limit"]) == {"inf", "2"}
     assert obj["pgd"]["linear_model_limit"] == result.limits[64]
-    assert obj["run"]["settings"] == {} and obj["run"]["dtype"] == "float64"
+    assert obj["run"]["settings"] == {}
+    assert obj["run"]["dtype"] == "float64"
     assert len(obj["claims"]) == len(result.claims)
     assert obj["verdicts"]["inconsistent"] == 4
     row = obj["lemma2"][0]
     assert {"d", "norm", "attack", "eps_inf", "eps", "ratio", "ci_low", "ci_high", "draws"} <= set(row)
     assert {r["verdict"] for r in obj["prop3_order"]} == {"consistent"}
-    assert obj["report"] == "first-order-dense.md" and obj["figure"] == "first-order-dense.png"
+    assert obj["report"] == "first-order-dense.md"
+    assert obj["figure"] == "first-order-dense.png"
     assert obj["elapsed_s"] == 1.5
 
 
@@ -100,5 +123,6 @@ def test_figure_has_both_attack_panels(rendered):
 
     assert isinstance(fig, Figure)
     titles = [ax.get_title() for ax in fig.axes]
-    assert any("one-step" in t for t in titles) and any("PGD" in t for t in titles)
+    assert any("one-step" in t for t in titles)
+    assert any("PGD" in t for t in titles)
     assert fig.legends, "the data legend sits below the panels"

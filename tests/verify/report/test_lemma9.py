@@ -13,7 +13,7 @@ from verify.report.writer import json_text
 from verify.results import RunInfo
 
 RUN = RunInfo(command="verify lemma9 --arch dense --dims 12", seed=0, device="cpu", threads=1, dtype="float64")
-KW = dict(draws=40, max_inputs=2, max_paths=10, max_pairs=30)
+KW = {"draws": 40, "max_inputs": 2, "max_paths": 10, "max_pairs": 30}
 
 OLD_ROW_KEYS = {
     "dim", "d", "spec", "draws", "inputs", "paths", "tested_paths", "tested_pairs", "local_pairs", "pure_pool_paths",
@@ -34,7 +34,8 @@ def shared_result():
 
 def test_json_is_the_envelope_with_the_old_keys(he_result):
     out = render_lemma9(he_result, RUN).json
-    assert out["command"] == "lemma9" and out["run"]["seed"] == 0
+    assert out["command"] == "lemma9"
+    assert out["run"]["seed"] == 0
     assert [c["name"] for c in out["claims"]] == [
         "Lemma 9 (dim 12)",
         "Eq. 13 DP = operator (dim 12)",
@@ -44,21 +45,29 @@ def test_json_is_the_envelope_with_the_old_keys(he_result):
         assert key in out
     (row,) = out["results"]
     assert set(row) == OLD_ROW_KEYS
-    assert row["second_moments"]["he"]["dp"] == "2" and row["monte_carlo"]["draws"] == 40
-    assert row["rejected"] is False and row["as_expected"] is True
-    assert out["report"] == "lemma9-dense.md" and out["mc_draws"] == 40
+    assert row["second_moments"]["he"]["dp"] == "2"
+    assert row["monte_carlo"]["draws"] == 40
+    assert row["rejected"] is False
+    assert row["as_expected"] is True
+    assert out["report"] == "lemma9-dense.md"
+    assert out["mc_draws"] == 40
     json.loads(json_text(out))  # strict JSON: NaN and infinities made null
 
 
 def test_markdown_states_the_verdicts_and_keeps_tables_whole(he_result):
     rendered = render_lemma9(he_result, RUN)
     md = rendered.markdown
-    assert rendered.stem == "lemma9-dense" and not rendered.figures
-    assert "# Lemma 9 on dense (init: he)" in md and "## Verdicts" in md and "## Settings" in md
+    assert rendered.stem == "lemma9-dense"
+    assert not rendered.figures
+    assert "# Lemma 9 on dense (init: he)" in md
+    assert "## Verdicts" in md
+    assert "## Settings" in md
     assert "**consistent** (as expected)" in md
-    assert "does not reject" not in md and "rejects (as expected)" not in md  # the old verdict words are gone
+    assert "does not reject" not in md
+    assert "rejects (as expected)" not in md
     assert f"- command: `{RUN.command}`" in md
-    assert "MC E\\|\\|.\\|\\|^2" in md and "\\|difference\\|" in md  # GFM cells escaped
+    assert "MC E\\|\\|.\\|\\|^2" in md
+    assert "\\|difference\\|" in md
     blocks, block = [], []
     for line in [*md.splitlines(), ""]:
         if line.startswith("|"):
@@ -66,17 +75,21 @@ def test_markdown_states_the_verdicts_and_keeps_tables_whole(he_result):
         elif block:
             blocks.append(block)
             block = []
-    assert len(blocks) == 5 and all(len(set(b)) == 1 for b in blocks)
+    assert len(blocks) == 5
+    assert all(len(set(b)) == 1 for b in blocks)
     assert "Planted failure" not in md
 
 
 def test_planted_failure_report(shared_result):
     rendered = render_lemma9(shared_result, RUN)
     assert rendered.stem == "lemma9-dense-shared"
-    assert "**Planted failure**" in rendered.markdown and "**inconsistent** (as expected)" in rendered.markdown
+    assert "**Planted failure**" in rendered.markdown
+    assert "**inconsistent** (as expected)" in rendered.markdown
     assert "layers 1 and 2 share a Gaussian component" in rendered.markdown
     assert "Monte Carlo against Eq. 13" not in rendered.markdown  # mc_draws = 0
     out = rendered.json
-    assert out["rejected"] is True and out["as_expected"] is True and out["shared_layers"] == [1, 2]
+    assert out["rejected"] is True
+    assert out["as_expected"] is True
+    assert out["shared_layers"] == [1, 2]
     assert "monte_carlo" not in out["results"][0]
     assert "Lemma 9 inconsistent (as expected)" in rendered.summary

@@ -20,14 +20,18 @@ def test_pipes_are_escaped_and_strings_pass_through():
 
 
 def test_rows_must_match_headers():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a row has 1 cells for 2 columns"):
         table(["a", "b"], [[1]])
 
 
 def test_numbers():
-    assert format_number(None) == "-" and format_number(math.nan) == "nan" and format_number(3) == "3"
-    assert format_number(123456.0) == "1.235e+05" and format_number(0.5) == "0.5"
-    assert signed(0.5) == "+0.500" and signed(-0.25, 2) == "-0.25"
+    assert format_number(None) == "-"
+    assert format_number(math.nan) == "nan"
+    assert format_number(3) == "3"
+    assert format_number(123456.0) == "1.235e+05"
+    assert format_number(0.5) == "0.5"
+    assert signed(0.5) == "+0.500"
+    assert signed(-0.25, 2) == "-0.25"
     assert interval_text(Interval(-0.1, 0.2)) == "[-0.100, +0.200]"
     assert interval_text(Interval(math.nan, 1.0)) == "no interval"
 

@@ -65,7 +65,7 @@ def test_markdown_sections_and_tables(rendered):
         assert text in md, text
     # GFM: every row of a table has as many unescaped | as its header
     blocks, current = [], []
-    for line in md.splitlines() + [""]:
+    for line in [*md.splitlines(), ""]:
         if line.startswith("|"):
             current.append(line)
         elif current:
@@ -79,7 +79,8 @@ def test_markdown_sections_and_tables(rendered):
 
 def test_theorem11_has_one_verdict(rendered, result):
     section = rendered.markdown.split("## Theorem 11", 1)[1]
-    assert "CI contains" not in section and "verdict on e" not in section
+    assert "CI contains" not in section
+    assert "verdict on e" not in section
     header = _table_rows(section)[0]
     assert header.count("verdict") == 1
     row = _table_rows(section)[2]
@@ -93,12 +94,19 @@ def test_json_envelope_keeps_todays_keys(rendered, result):
     assert {"version", "run", "claims", "verdicts"} <= set(out)
     for key in (*OLD_KEYS, "draws", "margin", "n_boot"):
         assert key in out, key
-    assert out["x"] == "prod_a" and out["xs"] == [4, 16, 64]
-    assert out["windows"] == [[1, 2], [2, 2], [4, 2]] and out["dims"] == [32] and out["d"] == [3072]
-    assert out["channels"] == 8 and out["samples"] == out["draws"] == 16 and out["n_boot"] == 300
+    assert out["x"] == "prod_a"
+    assert out["xs"] == [4, 16, 64]
+    assert out["windows"] == [[1, 2], [2, 2], [4, 2]]
+    assert out["dims"] == [32]
+    assert out["d"] == [3072]
+    assert out["channels"] == 8
+    assert out["samples"] == out["draws"] == 16
+    assert out["n_boot"] == 300
     norm, sq = out["quantities"]
-    assert norm["name"] == "logit_grad_l2" and norm["predicted_slope"] == -0.5
-    assert sq["name"] == "logit_grad_l2_sq" and sq["predicted_slope"] == -1.0
+    assert norm["name"] == "logit_grad_l2"
+    assert norm["predicted_slope"] == -0.5
+    assert sq["name"] == "logit_grad_l2_sq"
+    assert sq["predicted_slope"] == -1.0
     assert norm["h_predicted"] == pytest.approx([(2 / a) ** 0.5 for a in (4, 16, 64)], rel=1e-12)
     assert sq["h_predicted"] == pytest.approx([2 / a for a in (4, 16, 64)], rel=1e-12)
     assert norm["h_slope"] == pytest.approx(-0.5, abs=1e-12)
@@ -139,7 +147,8 @@ def test_figure_has_three_readable_panels(result):
     axes = fig.axes
     assert len(axes) == 3
     for ax in axes[:2]:
-        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        assert ax.get_xscale() == "log"
+        assert ax.get_yscale() == "log"
         assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "16", "64"]
         labels = [t.get_text() for t in ax.get_yticklabels()]
         assert len([t for t in labels if t]) >= 2
