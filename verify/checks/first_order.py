@@ -29,6 +29,7 @@ import pandas as pd
 
 from graphs.errors import InputError
 from graphs.spec import Spec
+from verify.checks.common import check_fit, check_sampling, spec_settings
 from verify.results import Claim, Interval, Verdict
 from verify.stats import (
     DEFAULT_LEVEL,
@@ -113,7 +114,6 @@ class FirstOrderConfig:
     n_boot: int = DEFAULT_N_BOOT
 
     def __post_init__(self) -> None:
-        from graphs.rng import check_seed
 
         specs = tuple(self.specs)
         object.__setattr__(self, "specs", specs)
@@ -142,13 +142,7 @@ class FirstOrderConfig:
             )
         object.__setattr__(self, "eps_inf", tuple(sorted(set(eps))))
         object.__setattr__(self, "norms", _norm_labels(self.norms))
-        if self.draws < 2:
-            raise InputError(
-                f"--draws: {self.draws} is too small (an interval needs spread between weight draws); give an integer >= 2"
-            )
-        if self.batch < 1:
-            raise InputError(f"--batch: {self.batch} is too small; give an integer >= 1")
-        check_seed(self.seed)
+        check_sampling(self.draws, self.batch, self.seed)
         if self.dtype not in DTYPES:
             raise InputError(f"--dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if self.pgd_steps < 1:
@@ -157,10 +151,7 @@ class FirstOrderConfig:
             raise InputError(
                 f"--pgd-step-size: {self.pgd_step_size} is not a positive number; e.g. --pgd-step-size 0.2"
             )
-        if not (math.isfinite(self.margin) and self.margin > 0):
-            raise InputError(f"--margin: {self.margin} is not positive; give e.g. --margin 0.1")
-        if self.n_boot < 100:
-            raise InputError(f"--n-boot: {self.n_boot} is too small for a 95% interval; give an integer >= 100")
+        check_fit(self.margin, self.n_boot, example=0.1)
 
     @property
     def family(self) -> str:
@@ -168,12 +159,8 @@ class FirstOrderConfig:
 
     def settings(self) -> dict:
         """Every setting that changes the numbers (for the JSON ``run`` and the report)."""
-        s0 = self.specs[0]
         return {
-            "arch": s0.family,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.options.items()},
-            "dims": [s.dim for s in self.specs],
-            "d": [s.d for s in self.specs],
+            **spec_settings(self.specs),
             "eps_inf": list(self.eps_inf),
             "norms": list(self.norms),
             "draws": self.draws,

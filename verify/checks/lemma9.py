@@ -45,6 +45,7 @@ import pandas as pd
 
 from graphs.errors import InputError
 from graphs.spec import Spec
+from verify.checks.common import spec_settings
 from verify.checks.second_moments import DEFAULT_TOLERANCE, SecondMomentAgreement
 from verify.path_products import random_layers
 from verify.results import Claim, Interval, Verdict
@@ -187,10 +188,7 @@ class Lemma9Config:
         s0 = self.spec_tuple[0]
         shared = self.layers_shared(s0)  # None exactly when init is not "shared"
         return {
-            "arch": s0.family,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.options.items()},
-            "dims": [s.dim for s in self.spec_tuple],
-            "d": [s.d for s in self.spec_tuple],
+            **spec_settings(self.spec_tuple),
             "draws": self.draws,
             "seed": self.seed,
             "init": self.init,

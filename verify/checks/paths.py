@@ -26,6 +26,7 @@ import numpy as np
 
 from graphs.errors import InputError
 from graphs.spec import Spec
+from verify.checks.common import spec_settings
 from verify.checks.scaling import HypothesisStatus, SizeStatus, hypothesis_status
 from verify.results import Claim, Interval, Verdict
 from verify.settings import EXACT_MAX_EDGES
@@ -96,12 +97,8 @@ class PathsConfig:
 
     def settings(self) -> dict:
         """Every setting that changes the numbers (for the JSON ``run`` and the report)."""
-        s0 = self.specs[0]
         return {
-            "arch": s0.family,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.options.items()},
-            "dims": [s.dim for s in self.specs],
-            "d": [s.d for s in self.specs],
+            **spec_settings(self.specs),
             "exact": self.exact,
             "trials": self.trials,
             "seed": self.seed,

@@ -32,6 +32,7 @@ import pandas as pd
 from graphs.errors import InputError
 from graphs.families import PAPER_STRIDES
 from graphs.spec import AvgPool2d, Spec, build_spec
+from verify.checks.common import check_fit, check_sampling
 from verify.checks.second_moments import (
     QUANTITY,
     RelativeDifference,
@@ -128,7 +129,6 @@ class PoolingConfig:
     setup: PoolingSetup = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        from graphs.rng import check_seed
 
         pools = tuple(int(k) for k in self.pools)
         object.__setattr__(self, "pools", pools)
@@ -145,17 +145,8 @@ class PoolingConfig:
             )
         if self.dim < 1:
             raise InputError(f"--dims: {self.dim} is not a positive image side; give e.g. --dims 128")
-        if self.draws < 2:
-            raise InputError(
-                f"--draws: {self.draws} is too small (an interval needs spread between weight draws); give an integer >= 2"
-            )
-        if self.batch < 1:
-            raise InputError(f"--batch: {self.batch} is too small; give an integer >= 1")
-        check_seed(self.seed)
-        if not (math.isfinite(self.margin) and self.margin > 0):
-            raise InputError(f"--margin: {self.margin} is not positive; give e.g. --margin 0.05")
-        if self.n_boot < 100:
-            raise InputError(f"--n-boot: {self.n_boot} is too small for a 95% interval; give an integer >= 100")
+        check_sampling(self.draws, self.batch, self.seed)
+        check_fit(self.margin, self.n_boot, example=0.05)
         object.__setattr__(self, "setup", self._build())
 
     def family_options(self) -> dict:

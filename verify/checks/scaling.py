@@ -25,6 +25,7 @@ import pandas as pd
 
 from graphs.errors import InputError
 from graphs.spec import Spec
+from verify.checks.common import check_fit, check_sampling, spec_settings
 from verify.results import Claim, Verdict
 from verify.stats import SlopeFit, band_verdict, fit_power_law, samples_to_settle
 from verify.theory import EPS_INF, SCALING_PREDICTIONS, SCALING_QUANTITIES, Prediction, dp_bounded
@@ -91,12 +92,7 @@ class ScalingConfig:
                 f"--quantities: unknown {', '.join(map(repr, unknown)) or 'empty list'}; choose from {', '.join(SCALING_QUANTITIES)}"
             )
         object.__setattr__(self, "quantities", tuple(dict.fromkeys(self.quantities)))
-        if self.draws < 2:
-            raise InputError(
-                f"--draws: {self.draws} is too small (an interval needs spread between weight draws); give an integer >= 2"
-            )
-        if self.batch < 1:
-            raise InputError(f"--batch: {self.batch} is too small; give an integer >= 1")
+        check_sampling(self.draws, self.batch, self.seed)
         if self.inputs not in INPUT_KINDS:
             raise InputError(f"--inputs {self.inputs!r}: choose one of {', '.join(INPUT_KINDS)}")
         if self.inputs == "upsampled":
@@ -108,8 +104,7 @@ class ScalingConfig:
                 )
         if not (math.isfinite(self.eps_inf) and self.eps_inf > 0):
             raise InputError(f"--eps-inf: {self.eps_inf} is not positive; give e.g. --eps-inf 0.005")
-        if not (math.isfinite(self.margin) and self.margin > 0):
-            raise InputError(f"--margin: {self.margin} is not positive; give e.g. --margin 0.05")
+        check_fit(self.margin, self.n_boot)
 
     @property
     def family(self) -> str:
@@ -117,12 +112,8 @@ class ScalingConfig:
 
     def settings(self) -> dict:
         """Every setting that changes the numbers (for the JSON ``run`` and the report)."""
-        s0 = self.specs[0]
         return {
-            "arch": s0.family,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.options.items()},
-            "dims": [s.dim for s in self.specs],
-            "d": [s.d for s in self.specs],
+            **spec_settings(self.specs),
             "draws": self.draws,
             "batch": self.batch,
             "seed": self.seed,

@@ -58,10 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from verify.checks.first_order import FirstOrderConfig, check_first_order
-    from verify.montecarlo import show_progress
-    from verify.report import check_out_dir, json_text, write_rendered
     from verify.report.first_order import render_first_order
-    from verify.runtime import runtime
 
     timer = opt.Timer()
     specs = opt.specs_from_args(args, opt.parse_dims(args.dims))
@@ -80,16 +77,4 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         n_boot=args.n_boot,
     )
-    out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
-        result = check_first_order(config, rt=rt, progress=show_progress(args.json))
-        info = opt.run_info(args, rt, timer, dtype=config.dtype, settings=config.settings())
-    rendered = render_first_order(result, info)
-    paths = write_rendered(out_dir, rendered)
-    if args.json:
-        print(json_text(rendered.json))
-    else:
-        print(rendered.summary)
-        print("report: " + "  ".join(str(p) for p in paths))
-        print(f"wall time: {timer.seconds:.1f} s")
-    return 0
+    return opt.execute(args, config, check_first_order, render_first_order, timer, dtype=config.dtype)

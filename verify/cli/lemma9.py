@@ -70,10 +70,7 @@ def _layers(text: str | None) -> tuple[int, ...] | None:
 
 def run(args: argparse.Namespace) -> int:
     from verify.checks.lemma9 import Lemma9Config, check_lemma9
-    from verify.montecarlo import show_progress
-    from verify.report import check_out_dir, json_text, write_rendered
     from verify.report.lemma9 import render_lemma9
-    from verify.runtime import runtime
 
     timer = opt.Timer()
     specs = opt.specs_from_args(args, opt.parse_dims(args.dims))
@@ -81,16 +78,4 @@ def run(args: argparse.Namespace) -> int:
     config = Lemma9Config(
         tuple(specs), shared_layers=_layers(args.shared_layers), **{k: getattr(args, k) for k in names}
     )
-    out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
-        result = check_lemma9(config, rt=rt, progress=show_progress(args.json))
-        info = opt.run_info(args, rt, timer, dtype="float64 (Lemma 9), float32 (engine)", settings=config.settings())
-    rendered = render_lemma9(result, info)
-    paths = write_rendered(out_dir, rendered)
-    if args.json:
-        print(json_text(rendered.json))
-    else:
-        print(rendered.summary)
-        print("report: " + "  ".join(str(p) for p in paths))
-        print(f"wall time: {timer.seconds:.1f} s")
-    return 0
+    return opt.execute(args, config, check_lemma9, render_lemma9, timer, dtype="float64 (Lemma 9), float32 (engine)")

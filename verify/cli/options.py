@@ -16,7 +16,6 @@ Every check is one line on bad input: ``InputError`` with the problem and the fi
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from typing import Any, Sequence
 
@@ -213,11 +212,10 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, *, threads: int | Non
 
 
 def check_sampling_arguments(args: argparse.Namespace) -> None:
-    from graphs.rng import check_seed
+    """The config checks these too; checking them here first keeps the order of errors stable."""
+    from verify.checks.common import check_sampling
 
-    positive_int("--draws", args.draws, 2, " (an interval needs spread between weight draws)")
-    positive_int("--batch", args.batch, 1)
-    check_seed(args.seed)
+    check_sampling(args.draws, args.batch, args.seed)
 
 
 def add_fit_arguments(
@@ -232,13 +230,9 @@ def add_fit_arguments(
 
 
 def check_fit_arguments(args: argparse.Namespace) -> None:
-    if not (math.isfinite(args.margin) and args.margin > 0):
-        raise InputError(f"--margin: {args.margin} is not positive; give e.g. --margin 0.05")
-    positive_int("--n-boot", args.n_boot, 100, " for a 95% interval")
-    if args.n_boot > 1_000_000:
-        raise InputError(
-            f"--n-boot: {args.n_boot} resamples would not fit in memory; give at most 1000000 (2000 is plenty)"
-        )
+    from verify.checks.common import check_fit
+
+    check_fit(args.margin, args.n_boot)
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -281,3 +275,41 @@ def run_info(
         wall_seconds=timer.seconds,
         settings=dict(settings or {}),
     )
+
+
+def execute(
+    args: argparse.Namespace,
+    config: Any,
+    check: Any,
+    render: Any,
+    timer: Timer,
+    *,
+    dtype: str = "float32",
+    device: str | None = None,
+    takes_runtime: bool = True,
+) -> int:
+    """The common tail of every command: check the output folder, run ``check(config)`` under
+    the runtime, render the result with its ``RunInfo``, write the report files together,
+    then print the JSON object (``--json``) or the terminal summary.
+
+    ``device`` overrides ``--device`` (a check that must run on the CPU); ``takes_runtime``
+    is False for a check without a Monte Carlo (it gets no ``rt`` argument).
+    """
+    from verify.montecarlo import show_progress
+    from verify.report import check_out_dir, json_text, write_rendered
+    from verify.runtime import runtime
+
+    out_dir = check_out_dir(args.out_dir)
+    progress = show_progress(args.json)
+    with runtime(device or getattr(args, "device", "cpu"), threads=getattr(args, "threads", None)) as rt:
+        result = check(config, rt=rt, progress=progress) if takes_runtime else check(config, progress=progress)
+        info = run_info(args, rt, timer, dtype=dtype, settings=config.settings())
+    rendered = render(result, info)
+    paths = write_rendered(out_dir, rendered)
+    if args.json:
+        print(json_text(rendered.json))
+    else:
+        print(rendered.summary)
+        print("report: " + "  ".join(str(p) for p in paths))
+        print(f"wall time: {timer.seconds:.1f} s")
+    return 0

@@ -56,25 +56,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from verify.checks.paths import PathsConfig, check_paths
-    from verify.montecarlo import show_progress
-    from verify.report import check_out_dir, json_text, write_rendered
     from verify.report.paths import render_paths
-    from verify.runtime import runtime
 
     timer = opt.Timer()
     specs = opt.specs_from_args(args, opt.parse_dims(args.dims))
     config = PathsConfig(tuple(specs), exact=args.exact, trials=args.trials, seed=args.seed)
-    out_dir = check_out_dir(args.out_dir)
     # CPU only: the randomised (S) test relies on exact float64 integer arithmetic there.
-    with runtime("cpu") as rt:
-        result = check_paths(config, progress=show_progress(args.json))
-        info = opt.run_info(args, rt, timer, dtype="fraction" if args.exact else "float64", settings=config.settings())
-    rendered = render_paths(result, info)
-    paths = write_rendered(out_dir, rendered)
-    if args.json:
-        print(json_text(rendered.json))
-    else:
-        print(rendered.summary)
-        print("report: " + "  ".join(str(p) for p in paths))
-        print(f"wall time: {timer.seconds:.1f} s")
-    return 0
+    dtype = "fraction" if args.exact else "float64"
+    return opt.execute(args, config, check_paths, render_paths, timer, dtype=dtype, device="cpu", takes_runtime=False)

@@ -76,10 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from graphs.errors import InputError
     from graphs.families import int_tuple
     from verify.checks.pooling import PoolingConfig, check_pooling
-    from verify.montecarlo import show_progress
-    from verify.report import check_out_dir, json_text, write_rendered
     from verify.report.pooling import render_pooling
-    from verify.runtime import runtime
 
     timer = opt.Timer()
     if args.arch != "avgpool-cnn":
@@ -106,16 +103,4 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
         **family,
     )
-    out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
-        result = check_pooling(config, rt=rt, progress=show_progress(args.json))
-        info = opt.run_info(args, rt, timer, settings=config.settings())
-    rendered = render_pooling(result, info)
-    paths = write_rendered(out_dir, rendered)
-    if args.json:
-        print(json_text(rendered.json))
-    else:
-        print(rendered.summary)
-        print("report: " + "  ".join(str(p) for p in paths))
-        print(f"wall time: {timer.seconds:.1f} s")
-    return 0
+    return opt.execute(args, config, check_pooling, render_pooling, timer)

@@ -83,10 +83,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from verify.checks.scaling import ScalingConfig, check_scaling
-    from verify.montecarlo import show_progress
-    from verify.report import check_out_dir, json_text, write_rendered
     from verify.report.scaling import render_scaling
-    from verify.runtime import runtime
     from verify.theory import SCALING_QUANTITIES
 
     timer = opt.Timer()
@@ -110,16 +107,4 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         n_boot=args.n_boot,
     )
-    out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
-        result = check_scaling(config, rt=rt, progress=show_progress(args.json))
-        info = opt.run_info(args, rt, timer, settings=config.settings())
-    rendered = render_scaling(result, info)
-    paths = write_rendered(out_dir, rendered)
-    if args.json:
-        print(json_text(rendered.json))
-    else:
-        print(rendered.summary)
-        print("report: " + "  ".join(str(p) for p in paths))
-        print(f"wall time: {timer.seconds:.1f} s")
-    return 0
+    return opt.execute(args, config, check_scaling, render_scaling, timer)
