@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from graphs.moments import (
         VARIANCES,
         dag_node_factors,
+        moment_obstacles,
         predicted_grad_sq_norms,
         predicted_logit_grad_sq,
         second_moment_dp,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         path_sums_operator,
         structural_forward,
     )
+    from graphs.paper_net import paper_net_spec
     from graphs.pathsums import (
         GraphFactor,
         ancestor_order,
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         spec_edge_count,
         topological_order,
     )
+    from graphs.resnet import resnet_spec
     from graphs.rng import Stream, check_seed, generator_for, numpy_rng, seed_entropy
     from graphs.spec import (
         AvgPool2d,
@@ -119,6 +122,9 @@ _EXPORTS: dict[str, str] = {
     "register_layer": "graphs.layers",
     "VARIANCES": "graphs.moments",
     "dag_node_factors": "graphs.moments",
+    "moment_obstacles": "graphs.moments",
+    "paper_net_spec": "graphs.paper_net",
+    "resnet_spec": "graphs.resnet",
     "predicted_grad_sq_norms": "graphs.moments",
     "predicted_logit_grad_sq": "graphs.moments",
     "second_moment_dp": "graphs.moments",
@@ -234,6 +240,7 @@ __all__ = [
     "lemma7_total",
     "lemma8_holds",
     "modular_path_polynomials",
+    "moment_obstacles",
     "multiplier_maps",
     "node_layers",
     "numpy_rng",
@@ -241,6 +248,7 @@ __all__ = [
     "operator_vjp",
     "output_classes",
     "output_nodes",
+    "paper_net_spec",
     "path_degree_multisets",
     "path_degree_polynomials",
     "path_sum_factor",
@@ -253,6 +261,7 @@ __all__ = [
     "random_prime",
     "randomised_symmetry",
     "register_layer",
+    "resnet_spec",
     "scaled_path_sum_range",
     "second_moment_dp",
     "second_moment_factor",

@@ -2,9 +2,11 @@
 
 Nodes are ``(layer, index)``: layer 0 is the input, layer L the logits, ``index`` the
 position in the C-major flattened activation. Node attributes: ``layer``, ``kind``
-(input, relu, pool, linear, output). The graph is a ``MultiDiGraph``: reflect padding can
+(input, relu, pool, linear, output) and ``activation`` (the name of the activation that
+follows the node's layer, ``graphs.layers.activation``; identity for the inputs). The graph is a ``MultiDiGraph``: reflect padding can
 connect one input twice to one neuron, and both edges are kept. Edge attributes:
-``weight_kind`` ("random" or "pool"), ``param`` (the shared parameter of a random edge:
+``weight_kind`` ("random", "pool" for a constant weight, or "max"/"batch" for the
+data-dependent edges of max pooling and batch statistics), ``param`` (the shared parameter of a random edge:
 ``(layer, *index into that layer's weight tensor)``) and ``value`` (``Fraction(1, a)`` for a
 pooling edge, ``None`` for a random one).
 """
@@ -31,7 +33,8 @@ def to_dag(spec: Spec) -> nx.MultiDiGraph:
     shapes = spec.shapes
     for l, size in enumerate(spec.sizes):
         kind = spec.node_kind(l)
-        g.add_nodes_from(((l, i) for i in range(size)), layer=l, kind=kind)
+        act = spec.layers[l - 1].activation_name if l else "identity"
+        g.add_nodes_from(((l, i) for i in range(size)), layer=l, kind=kind, activation=act)
     for l, layer in enumerate(spec.layers, start=1):
         g.add_edges_from(((j, s), (l, t), a) for j, s, t, a in layer.dag_edges(l, shapes))
     return g

@@ -16,8 +16,11 @@ from graphs.errors import InputError, SpecError
 
 __all__ = [
     "FAMILIES",
+    "HEADS",
     "IMAGE_FAMILIES",
+    "ON_OFF",
     "PADDINGS",
+    "PAPER_POOLS",
     "PAPER_STRIDES",
     "Family",
     "Option",
@@ -28,6 +31,10 @@ __all__ = [
 
 PADDINGS = ("zeros", "circular", "reflect")
 PAPER_STRIDES = (1, 2, 2, 2, 2, 2)
+ON_OFF = ("on", "off")
+HEADS = ("avg", "max", "flatten")  # global average pooling, global max pooling, flattened map
+PAPER_POOLS = ("max", "avg", "stride")
+BN_MODE_CHOICES = ("train", "eval")  # graphs.layers.batchnorm.BN_MODES, without importing torch
 
 
 def int_tuple(text: str, flag: str) -> tuple[int, ...]:
@@ -114,6 +121,19 @@ _CNN = (
     Option("kernel", "--kernel", "int", 3, "kernel side of every convolution (odd)"),
 )
 
+# Shared by resnet (default off: the theorems' setting) and paper-net (default on: the authors' net).
+_BN = Option(
+    "bn",
+    "--bn",
+    "choice",
+    None,
+    "batch norm after every convolution (default: off for resnet, on for paper-net)",
+    ON_OFF,
+)
+_BN_MODE = Option(
+    "bn_mode", "--bn-mode", "choice", "train", "batch statistics (train) or running statistics (eval)", BN_MODE_CHOICES
+)
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
@@ -158,6 +178,48 @@ FAMILIES: dict[str, Family] = {
                 _CLASSES,
             ),
             image=False,
+        ),
+        Family(
+            "resnet",
+            "graphs.resnet:resnet_spec",
+            "image side n (input 3 x n x n)",
+            "basic-block ResNet: 3x3 stem, stages of (conv 3x3 -> ReLU -> conv 3x3 + skip -> ReLU), "
+            "projection skips where the shape changes, global average pooling head, He init, optional BN",
+            (
+                Option("width", "--width", "int", 16, "channels of the stem and the first stage (doubling per stage)"),
+                Option("blocks", "--blocks", "ints", (2, 2, 2), "basic blocks per stage, comma-separated"),
+                Option("stage_strides", "--stage-strides", "ints", (1, 2, 2), "stride of each stage's first block"),
+                _BN,
+                _BN_MODE,
+                Option("head", "--head", "choice", "avg", "global avg/max pooling or the flattened map", HEADS),
+                Option(
+                    "add_relu",
+                    "--add-relu",
+                    "choice",
+                    "on",
+                    "ReLU after each residual addition (off: H1 holds)",
+                    ON_OFF,
+                ),
+                Option("padding", "--padding", "choice", "zeros", "convolution padding mode", PADDINGS),
+                _CLASSES,
+            ),
+            image=True,
+        ),
+        Family(
+            "paper-net",
+            "graphs.paper_net:paper_net_spec",
+            "image side n (input 3 x n x n; a multiple of 32)",
+            "the paper's Section 4.2 net as the authors' code builds it: 8 x (reflect pad, conv 3x3 dilated n/32, "
+            "bias, pool after convs 2,4,6,8, BN, ReLU), global max-pool head",
+            (
+                Option("channels", "--channels", "int", 64, "channels of every convolution"),
+                Option("pool", "--pool", "choice", "max", "2x2 max or average pooling, or stride-2 convs", PAPER_POOLS),
+                _BN,
+                _BN_MODE,
+                Option("dilation_base", "--dilation-base", "int", 32, "dilation is n / this (the authors: 32)"),
+                _CLASSES,
+            ),
+            image=True,
         ),
     )
 }

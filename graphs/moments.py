@@ -57,7 +57,7 @@ import torch
 
 from graphs.errors import InputError
 from graphs.hypotheses import init_variance_from_spec
-from graphs.layers import VARIANCES
+from graphs.layers import VARIANCES, gate_second_moment
 from graphs.operator import NodeFactor, multiplier_maps, operator_vjp
 from graphs.pathsums import path_sums_dp
 from graphs.spec import Spec
@@ -65,6 +65,7 @@ from graphs.spec import Spec
 __all__ = [
     "VARIANCES",
     "dag_node_factors",
+    "moment_obstacles",
     "predicted_grad_sq_norms",
     "predicted_logit_grad_sq",
     "second_moment_dp",
@@ -78,14 +79,43 @@ def _check_variance(variance: str) -> None:
         raise InputError(f"variance {variance!r}: choose one of {', '.join(VARIANCES)}")
 
 
+def _gate(activation: str, where: str) -> float:
+    gate = gate_second_moment(activation)
+    if gate is None:
+        raise InputError(
+            f"{where}: Eq. 13 has no value after a {activation} activation (its derivative depends on the weights "
+            "through the pre-activation's size: the path-activation model fails); use the Monte Carlo"
+        )
+    return gate
+
+
+def moment_obstacles(spec: Spec) -> tuple[str, ...]:
+    """Why Eq. 13 has no value on ``spec``: one line per layer that refuses it (max pooling,
+    batch statistics, an activation outside the path-activation model); () when it has one."""
+    probe = torch.ones(1, dtype=torch.float64)
+
+    def obstacle(l: int, lay) -> str | None:
+        try:
+            lay.second_moment(probe, "he")
+            _gate(lay.activation_name, f"layer {l}")
+        except InputError as exc:
+            return f"layer {l}: {exc}"
+        return None
+
+    found = (obstacle(l, lay) for l, lay in enumerate(spec.layers, start=1))
+    return tuple(o for o in found if o is not None)
+
+
 def second_moment_factor(spec: Spec, variance: str = "he") -> NodeFactor:
     """The node factor ``E[w^2] E[sigma^2]`` of Eq. 13 for ``graphs.operator.multiplier_maps``:
-    the layer's ``second_moment`` times the gate's 1/2 where a ReLU follows."""
+    the layer's ``second_moment`` times its activation's gate (1/2 for a ReLU, 1 for none,
+    ``graphs.layers.activation.gate_second_moment``); an ``InputError`` names a layer where
+    Eq. 13 has no value."""
     _check_variance(variance)
 
     def factor(layer: int, kind: str, degree: torch.Tensor) -> torch.Tensor:
         lay = spec.layers[layer - 1]
-        gate = 0.5 if lay.relu else 1.0
+        gate = _gate(lay.activation_name, f"layer {layer} ({lay.describe()})")
         return lay.second_moment(degree, variance) * gate
 
     return factor
@@ -136,8 +166,15 @@ def dag_node_factors(g: nx.MultiDiGraph, spec: Spec | None = None, *, variance: 
         edges = list(g.in_edges(v, data=True))
         if not edges:
             continue
-        gate = Fraction(1, 2) if attrs.get("kind") == "relu" else Fraction(1)
+        # graphs.dag names each node's activation; graphs without it: "relu" nodes have a ReLU
+        activation = attrs.get("activation", "relu" if attrs.get("kind") == "relu" else "identity")
+        gate = Fraction(_gate(activation, f"node {v!r}"))
         kinds = {a.get("weight_kind", "random") for _, _, a in edges}
+        if not kinds <= {"random", "pool"}:
+            raise InputError(
+                f"node {v!r} has in-edges of kind {', '.join(sorted(kinds - {'random', 'pool'}))}, whose weights "
+                "depend on the values (max pooling, batch statistics): Eq. 13 has no value there"
+            )
         if kinds == {"pool"}:
             values = {Fraction(a["value"]) for _, _, a in edges}
             if len(values) != 1:

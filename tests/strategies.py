@@ -1,5 +1,9 @@
 """Hypothesis strategies for small layered DAGs (shared by the test modules of several areas).
 
+``residual_specs()``: small specs of dense layers with residual additions (identity skips and
+projection skips through a tap), so the DAG has skip connections built by the layer kinds
+themselves.
+
 ``random_dags()``: random layered ``MultiDiGraph`` s with ``layer``/``kind`` node attributes
 and ``weight_kind`` edge attributes, random in-degrees, optional skip connections and parallel
 edges; every non-input node has at least one in-edge. ``symmetric_dags()``: layered DAGs
@@ -10,11 +14,13 @@ number of paths), so Lemma 8 is exercised on non-trivial graphs.
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 from hypothesis import settings
 from hypothesis import strategies as st
 
-__all__ = ["layered_widths", "random_dags", "symmetric_dags", "thorough"]
+__all__ = ["layered_widths", "random_dags", "residual_specs", "symmetric_dags", "thorough"]
 
 
 def thorough() -> bool:
@@ -125,3 +131,37 @@ def symmetric_dags(
                         for _ in range(m):
                             g.add_edge(src, dst, weight_kind="random")
     return g
+
+
+@st.composite
+def residual_specs(draw, max_blocks: int | None = None, max_width: int = 3):
+    """A spec: a dense layer, then residual blocks, then the logits.
+
+    Each block has a branch of one or two dense layers (ReLU or none, the last one ungated or
+    not) and adds it to the block's input: directly when the widths agree, else through a tap
+    and a dense projection. An optional ReLU follows the addition. Up to 2 blocks (3 under
+    ``thorough``), widths up to 3.
+    """
+    from graphs.layers import Add, Linear, Tap
+    from graphs.spec import Spec
+
+    d = draw(st.integers(1, 3))
+    w = draw(st.integers(1, max_width))
+    layers: list = [Linear(d, w, relu=draw(st.booleans()))]
+    for _ in range(draw(st.integers(1, _pick(max_blocks, 2, 3)))):
+        start = len(layers)
+        depth = draw(st.integers(1, 2))
+        widths = [w] + [draw(st.integers(1, max_width)) for _ in range(depth)]
+        for a, b in itertools.pairwise(widths):
+            layers.append(Linear(a, b, relu=draw(st.booleans())))
+        gate = draw(st.booleans())
+        if widths[-1] != w or draw(st.booleans()):
+            main_end = len(layers)
+            layers.append(Tap(len(layers) + 1 - start))
+            layers.append(Linear(w, widths[-1], relu=False))
+            layers.append(Add(len(layers) + 1 - main_end, relu=gate))
+        else:
+            layers.append(Add(len(layers) + 1 - start, relu=gate))
+        w = widths[-1]
+    layers.append(Linear(w, draw(st.integers(1, 2)), relu=False))
+    return Spec("residual", d, (d,), tuple(layers))

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
         sample_quantities,
     )
     from verify.losses import augmented_loss, cross_entropy_loss, penalized_loss, prop3_difference
-    from verify.model import Params, SpecNet, build_module, forward, init_params, sample_params
+    from verify.model import Params, SpecNet, build_module, forward, init_params, sample_params, trainable_module
     from verify.montecarlo import RECORD_COLUMNS, block_records, monte_carlo
     from verify.results import Claim, Interval, RunInfo, Verdict
     from verify.runtime import Runtime, resolve_device, runtime
@@ -125,6 +125,7 @@ _EXPORTS: dict[str, str] = {
     "forward": "verify.model",
     "init_params": "verify.model",
     "sample_params": "verify.model",
+    "trainable_module": "verify.model",
     "INPUT_KINDS": "verify.sampling",
     "InputGradients": "verify.sampling",
     "input_gradients": "verify.sampling",
@@ -250,6 +251,7 @@ __all__ = [
     "second_moment_agreement",
     "t_interval",
     "theorem11_ratio",
+    "trainable_module",
 ]
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "SINGLE_THREAD_FLOPS",
     "VMAP_MAX_FLOPS",
     "choose_backend",
+    "couples_samples",
     "draw_quantities",
     "forward_flops",
     "functional_gradients",
@@ -151,8 +152,20 @@ def functional_gradients(spec: Spec, params, x: torch.Tensor, labels: torch.Tens
 
 def supports_manual(spec: Spec) -> bool:
     """Whether ``manual_gradients`` handles ``spec``: a chain (every layer reads only the
-    previous activation, no skip connections) of layers with a hand-written ``input_vjp``."""
-    return all(layer.reads(l) == (l - 1,) and layer.has_input_vjp() for l, layer in enumerate(spec.layers, start=1))
+    previous activation, no skip connections) of layers with a hand-written ``input_vjp``,
+    each followed by a ReLU or nothing, none coupling the samples of a batch."""
+    return all(
+        layer.reads(l) == (l - 1,)
+        and layer.has_input_vjp()
+        and layer.activation_name in ("relu", "identity")
+        and not layer.couples_samples
+        for l, layer in enumerate(spec.layers, start=1)
+    )
+
+
+def couples_samples(spec: Spec) -> bool:
+    """Whether a sample's output depends on the rest of its batch (batch norm with batch statistics)."""
+    return any(layer.couples_samples for layer in spec.layers)
 
 
 def manual_gradients(spec: Spec, params, x: torch.Tensor, labels: torch.Tensor):
@@ -192,10 +205,15 @@ def choose_backend(spec: Spec, batch: int, backend: str = "auto") -> str:
         raise InputError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "manual" and not supports_manual(spec):
         raise InputError(f"backend 'manual' does not handle {spec.describe()}; use auto, autograd or vmap")
+    if backend == "vmap" and couples_samples(spec):
+        raise InputError(f"backend 'vmap' does not handle batch statistics ({spec.describe()}); use auto or autograd")
     if backend != "auto":
         return backend
     if supports_manual(spec):
         return "manual"
+    if couples_samples(spec):
+        # each sample's own gradient is a separate backward pass (verify.sampling)
+        return "autograd"
     # vmap turns a layer that shares weights across positions (a convolution) into a grouped one
     shared = any(layer.shares_weights for layer in spec.layers)
     if not shared and forward_flops(spec) * batch < VMAP_MAX_FLOPS:
@@ -243,7 +261,8 @@ def draw_quantities(
         for n in range(len(draws)):
             out[n] = sample_quantities(lg[n], kg[n], spec.d, eps_inf=eps_inf)
         return out
-    step = batch if chunk is None else max(1, int(chunk))
+    # batch statistics are over the whole batch of a draw: never split it
+    step = batch if chunk is None or couples_samples(spec) else max(1, int(chunk))
     for n in range(len(draws)):
         p = [_to_device_layout(w) for w in params[n]]
         for lo in range(0, batch, step):

@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from graphs.layers import apply_activation
 from graphs.rng import Stream, generator_for
 from graphs.spec import Spec
 
@@ -24,6 +25,7 @@ __all__ = [
     "forward",
     "init_params",
     "sample_params",
+    "trainable_module",
 ]
 
 Params = list  # list[torch.Tensor | None], one entry per layer
@@ -60,9 +62,7 @@ def forward(spec: Spec, params: Sequence[torch.Tensor | None], x: torch.Tensor) 
     """Logits for a batch ``x`` of shape ``(B, *spec.input_shape)``; returns ``(B, K)``."""
     history = [x]
     for l, (layer, w) in enumerate(zip(spec.layers, params), start=1):
-        h = layer.apply(w, [history[j] for j in layer.reads(l)])
-        if layer.relu:
-            h = torch.relu(h)
+        h = apply_activation(layer.apply(w, [history[j] for j in layer.reads(l)]), layer.activation_name)
         history.append(h)
     return history[-1]
 
@@ -99,3 +99,14 @@ def build_module(
 ) -> SpecNet:
     """A He-initialised torch module for ``spec`` (draw ``draw`` of seed ``seed``)."""
     return SpecNet(spec, sample_params(spec, seed, draw, dtype=dtype, device=device))
+
+
+def trainable_module(
+    spec: Spec, seed: int = 0, draw: int = 0, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> nn.Module:
+    """A trainable ``nn.Module`` of ``spec`` (``nn.Parameter`` weights of draw ``draw``, batch norm
+    with running statistics, train/eval modes) whose forward equals ``forward(spec, params, .)``;
+    see ``verify.trainable``."""
+    from verify.trainable import trainable_module as build
+
+    return build(spec, seed, draw, dtype=dtype, device=device)

@@ -83,16 +83,30 @@ class InputGradients(NamedTuple):
 def input_gradients(
     spec: Spec, params: Sequence[torch.Tensor | None], x: torch.Tensor, labels: torch.Tensor
 ) -> InputGradients:
-    """Per-sample input gradients from two batched backward passes.
+    """Per-sample input gradients: ``d L_i / d x_i`` and ``d f_{c_i}(x_i) / d x_i`` for each sample i.
 
-    Samples of a batch do not interact, so the gradient of the *sum* of per-sample losses
-    with respect to the batch holds each sample's own gradient. Weights need no gradient.
+    When the samples of a batch do not interact, the gradient of the *sum* of per-sample
+    losses with respect to the batch holds each sample's own gradient: two batched backward
+    passes. When they do (batch norm with batch statistics, ``Layer.couples_samples``), the
+    gradient of sample i's own loss with respect to its own input, the rest of the batch held
+    as it is and the statistics differentiated, is the diagonal block of the batch Jacobian
+    (``graphs.layers.batchnorm`` says why that is the attack's quantity): two backward passes
+    per sample. Weights need no gradient.
     """
     x = x.detach().requires_grad_(True)
+    coupled = any(layer.couples_samples for layer in spec.layers)
     with torch.enable_grad():
         logits = forward(spec, params, x)
         loss = F.cross_entropy(logits, labels, reduction="none")
-        (loss_grad,) = torch.autograd.grad(loss.sum(), x, retain_graph=True)
-        picked = logits.gather(1, labels.unsqueeze(1)).sum()
-        (logit_grad,) = torch.autograd.grad(picked, x)
+        picked = logits.gather(1, labels.unsqueeze(1)).squeeze(1)
+        if not coupled:
+            (loss_grad,) = torch.autograd.grad(loss.sum(), x, retain_graph=True)
+            (logit_grad,) = torch.autograd.grad(picked.sum(), x)
+        else:
+            loss_grad, logit_grad = torch.empty_like(x), torch.empty_like(x)
+            for i in range(x.shape[0]):
+                (g,) = torch.autograd.grad(loss[i], x, retain_graph=True)
+                loss_grad[i] = g[i]
+                (g,) = torch.autograd.grad(picked[i], x, retain_graph=i + 1 < x.shape[0])
+                logit_grad[i] = g[i]
     return InputGradients(loss.detach(), logits.detach(), loss_grad, logit_grad)

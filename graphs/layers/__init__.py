@@ -1,15 +1,23 @@
 """Layer kinds: one protocol (``base.Layer``), one module per kind, one registry.
 
-Importing this package registers the four built-in kinds in ``LAYER_KINDS``. A new kind is a
+Importing this package registers the built-in kinds in ``LAYER_KINDS``. A new kind is a
 ``Layer`` subclass decorated with ``register_layer``, in its own module (or a test); the
 spec, the DAG, the operator form, the moments, the torch module and the engine then handle
 it through the protocol.
 """
 
+from graphs.layers.activation import (
+    ACTIVATIONS,
+    apply_activation,
+    canonical_activation,
+    gate_second_moment,
+)
+from graphs.layers.add import Add
 from graphs.layers.base import (
     LAYER_KINDS,
     NODE_KINDS,
     VARIANCES,
+    WEIGHT_KINDS,
     Edge,
     Layer,
     Shape,
@@ -18,25 +26,44 @@ from graphs.layers.base import (
     register_layer,
     require_weight,
 )
+from graphs.layers.batchnorm import BN_MODES, BatchNorm
+from graphs.layers.bias import Bias
 from graphs.layers.conv import Conv2d
+from graphs.layers.global_avgpool import GlobalAvgPool
+from graphs.layers.global_maxpool import GlobalMaxPool
 from graphs.layers.linear import Linear
 from graphs.layers.masked import MaskedLinear
+from graphs.layers.maxpool import MaxPool2d
 from graphs.layers.padding import PADDINGS, pad_input, pad_input_adjoint, padded_source
 from graphs.layers.pool import AvgPool2d
+from graphs.layers.tap import Tap
 
 __all__ = [
+    "ACTIVATIONS",
+    "BN_MODES",
     "LAYER_KINDS",
     "NODE_KINDS",
     "PADDINGS",
     "VARIANCES",
+    "WEIGHT_KINDS",
+    "Add",
     "AvgPool2d",
+    "BatchNorm",
+    "Bias",
     "Conv2d",
     "Edge",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
     "Layer",
     "Linear",
     "MaskedLinear",
+    "MaxPool2d",
     "Shape",
+    "Tap",
+    "apply_activation",
     "apply_linear",
+    "canonical_activation",
+    "gate_second_moment",
     "layer_from_dict",
     "pad_input",
     "pad_input_adjoint",

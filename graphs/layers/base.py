@@ -11,8 +11,16 @@ Adding a layer kind is therefore one module defining a subclass of ``Layer`` dec
 Conventions. Layers are numbered from 1 (activation 0 is the input); ``shapes[j]`` is the
 shape of activation j without the batch axis, flattened C-major when a node index is needed,
 so node ``(j, i)`` of the DAG is entry i of ``activation_j.flatten()``. A layer is linear in
-what it reads (the weights, or constant weights such as average pooling's 1/a); a ReLU may
-follow it (``relu``).
+what it reads (the weights, or constant weights such as average pooling's 1/a), or, for the
+kinds outside the theorems (max pooling, batch normalisation with batch statistics), a map
+whose DAG records which inputs each output depends on; an activation may follow it
+(``activation``, one of ``graphs.layers.activation.ACTIVATIONS``; the older boolean
+``relu`` still works: ``relu=True`` is ``activation="relu"``).
+
+Edge attributes: ``weight_kind`` is "random" (a weight drawn at initialisation), "pool" (a
+constant weight, its value in ``value``: average pooling's 1/a, a residual addition's 1) or a
+data-dependent kind ("max": the derivative of a maximum, 1 on the argmax and 0 elsewhere;
+"batch": batch normalisation with batch statistics), on which Eq. 13 has no value.
 
 Shapes passed to the methods: ``output_shape`` gets the shapes of activations ``0..index-1``
 (all a layer may read), ``dag_edges`` those of ``0..index`` (its own output included, so no
@@ -23,16 +31,20 @@ layer recomputes it), ``flops`` only the shapes of what it reads. Tensors (``app
 from __future__ import annotations
 
 import abc
+import dataclasses
 from fractions import Fraction
 from typing import Any, ClassVar, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
 
+from graphs.layers.activation import activation_notes, canonical_activation
+
 __all__ = [
     "LAYER_KINDS",
     "NODE_KINDS",
     "VARIANCES",
+    "WEIGHT_KINDS",
     "Edge",
     "Layer",
     "Shape",
@@ -49,6 +61,8 @@ Shape = tuple[int, ...]
 # ``value`` (the constant weight of a pooling edge as a Fraction, else None).
 Edge = tuple[int, int, int, dict]
 NODE_KINDS = ("input", "relu", "pool", "linear", "output")
+# Edge weights a layer may declare (module docstring): Eq. 13 is defined on the first two.
+WEIGHT_KINDS = ("random", "pool", "max", "batch")
 # What a random weight's variance is taken to be in Eq. 13 (``Layer.second_moment``).
 VARIANCES = ("he", "init")
 
@@ -58,7 +72,39 @@ class Layer(abc.ABC):
     when they hold arrays) and register themselves in ``graphs.layers.LAYER_KINDS``."""
 
     kind: ClassVar[str]  # registry name, e.g. "conv2d"
-    relu: bool  # a ReLU follows the layer
+    relu: bool  # a ReLU follows the layer (kept equal to ``activation == "relu"``)
+    # Subclasses declare ``activation: str | None = None`` as their last field: None means
+    # "relu" or "identity" from ``relu``; ``__post_init__`` spells both fields one way.
+
+    def __post_init__(self) -> None:
+        fields = getattr(type(self), "__dataclass_fields__", {})
+        if "activation" not in fields:
+            return
+        given = getattr(self, "activation", None)
+        name = canonical_activation(given if given is not None else ("relu" if self.relu else "identity"))
+        # frozen dataclasses: set through object, once, at construction
+        object.__setattr__(self, "activation", name)
+        object.__setattr__(self, "relu", name == "relu")
+
+    @property
+    def activation_name(self) -> str:
+        """The activation that follows the layer (``identity`` for none)."""
+        given = getattr(self, "activation", None)
+        return given if given is not None else ("relu" if self.relu else "identity")
+
+    def _activation_suffix(self) -> str:
+        """``", relu"``, ``", gelu"``... for ``describe``; empty for identity."""
+        name = self.activation_name
+        return "" if name == "identity" else f", {name}"
+
+    def _activation_dict(self) -> dict[str, Any]:
+        """``relu`` always, ``activation`` only beyond relu/identity, so the plain data (and the
+        fingerprint) of every net built before activations had names is unchanged."""
+        name = self.activation_name
+        out: dict[str, Any] = {"relu": name == "relu"}
+        if name not in ("relu", "identity"):
+            out["activation"] = name
+        return out
 
     # ------------------------------------------------------------------ structure
 
@@ -75,6 +121,18 @@ class Layer(abc.ABC):
     def node_kind(self) -> str:
         """Kind of this layer's nodes in the DAG: "pool" (constant weights), "relu" or "linear"."""
         return "relu" if self.relu else "linear"
+
+    @property
+    def couples_samples(self) -> bool:
+        """Whether one sample's output depends on the other samples of the batch (batch
+        normalisation with batch statistics); the engine then computes each sample's input
+        gradient on its own (``verify.sampling.input_gradients``)."""
+        return False
+
+    def exact_obstacles(self) -> tuple[str, ...]:
+        """Why this layer has no exact side at all (no DAG, no path sums): the operations
+        that keep it from one; () for every kind with a DAG view."""
+        return ()
 
     # ------------------------------------------------------------------ weights
 
@@ -184,8 +242,14 @@ class Layer(abc.ABC):
 
     def hypotheses_broken(self) -> tuple[str, ...]:
         """Hypotheses of the theorems (H1..H5, (S)) this kind breaks by construction, whatever
-        the sizes; () for the kinds the theorems cover."""
-        return ()
+        the sizes; () for the kinds the theorems cover. The keys of ``hypothesis_notes``."""
+        return tuple(sorted(self.hypothesis_notes()))
+
+    def hypothesis_notes(self) -> dict[str, str]:
+        """Each hypothesis this layer breaks by construction, with the precise reason. By
+        default those of its activation (``graphs.layers.activation.activation_notes``);
+        kinds add their own."""
+        return activation_notes(self.activation_name)
 
     def describe(self) -> str:
         """One short human-readable line, e.g. ``conv2d(3->64, k3, s2, zeros, relu)``."""
@@ -200,6 +264,18 @@ class Layer(abc.ABC):
     def from_dict(cls: type[L], data: dict[str, Any]) -> L:
         """Inverse of ``to_dict``; by default the constructor's keyword arguments."""
         return cls(**{k: v for k, v in data.items() if k != "kind"})
+
+    def plain_fields(self) -> dict[str, Any]:
+        """Every dataclass field as JSON data, with the activation as ``_activation_dict``
+        spells it: the ``to_dict`` of kinds whose fields are plain numbers and strings."""
+        out: dict[str, Any] = {"kind": self.kind}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if f.name in ("relu", "activation"):
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = value.item() if isinstance(value, np.generic) else value
+        out.update(self._activation_dict())
+        return out
 
 
 L = TypeVar("L", bound=Layer)

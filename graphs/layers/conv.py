@@ -1,4 +1,5 @@
-"""2-d convolution with zeros, circular or reflect padding (``kernel // 2`` on each side)."""
+"""2-d convolution with zeros, circular or reflect padding (``dilation * (kernel // 2)`` on
+each side, so a stride-1 convolution keeps the image size), optionally dilated."""
 
 from __future__ import annotations
 
@@ -19,7 +20,13 @@ __all__ = ["Conv2d"]
 @register_layer
 @dataclass(frozen=True)
 class Conv2d(Layer):
-    """``kernel x kernel`` convolution, padding ``kernel // 2`` of the given mode."""
+    """``kernel x kernel`` convolution, padding ``dilation * (kernel // 2)`` of the given mode.
+
+    ``dilation`` spaces the kernel's taps ``dilation`` pixels apart: the parameter count stays
+    ``C_out C_in k^2`` while the receptive field grows (the paper's Section 4.2 nets dilate by
+    n/32 so that one set of weights serves every input size). The fan-in He initialisation
+    uses is ``C_in k^2`` whatever the dilation.
+    """
 
     kind: ClassVar[str] = "conv2d"
 
@@ -29,13 +36,20 @@ class Conv2d(Layer):
     stride: int = 1
     padding: str = "zeros"
     relu: bool = True
+    dilation: int = 1
+    activation: str | None = None
 
     @property
     def pad(self) -> int:
-        return self.kernel // 2
+        return self.dilation * (self.kernel // 2)
+
+    @property
+    def span(self) -> int:
+        """Side of the window the dilated kernel covers."""
+        return self.dilation * (self.kernel - 1) + 1
 
     def _out(self, n: int) -> int:
-        return (n + 2 * self.pad - self.kernel) // self.stride + 1
+        return (n + 2 * self.pad - self.span) // self.stride + 1
 
     # ------------------------------------------------------------------ structure
 
@@ -45,8 +59,8 @@ class Conv2d(Layer):
             raise SpecError(f"layer {index}: convolution expects {self.in_channels} input channels, got shape {prev}")
         if self.padding not in PADDINGS:
             raise SpecError(f"layer {index}: unknown padding {self.padding!r}; use one of {', '.join(PADDINGS)}")
-        if self.kernel < 1 or self.kernel % 2 == 0 or self.stride < 1:
-            raise SpecError(f"layer {index}: kernel must be odd and positive, stride positive")
+        if self.kernel < 1 or self.kernel % 2 == 0 or self.stride < 1 or self.dilation < 1:
+            raise SpecError(f"layer {index}: kernel must be odd and positive, stride and dilation positive")
         h, w = prev[1], prev[2]
         if self.padding == "reflect" and self.pad >= min(h, w):
             raise SpecError(
@@ -81,16 +95,16 @@ class Conv2d(Layer):
     def dag_edges(self, index: int, shapes: Sequence[Shape]) -> Iterator[Edge]:
         cin, h, w = shapes[index - 1]
         cout, ho, wo = shapes[index]
-        k, s, p = self.kernel, self.stride, self.pad
+        k, s, p, dil = self.kernel, self.stride, self.pad, self.dilation
         src = index - 1
         for oy in range(ho):
             for ox in range(wo):
                 for ky in range(k):
-                    iy = padded_source(oy * s + ky - p, h, self.padding)
+                    iy = padded_source(oy * s + ky * dil - p, h, self.padding)
                     if iy is None:
                         continue
                     for kx in range(k):
-                        ix = padded_source(ox * s + kx - p, w, self.padding)
+                        ix = padded_source(ox * s + kx * dil - p, w, self.padding)
                         if ix is None:
                             continue
                         for co in range(cout):
@@ -115,8 +129,8 @@ class Conv2d(Layer):
         (h,) = inputs
         w = require_weight(self, weight)
         if self.padding == "zeros":
-            return F.conv2d(h, w, stride=self.stride, padding=self.pad)
-        return F.conv2d(pad_input(h, self.pad, self.padding), w, stride=self.stride)
+            return F.conv2d(h, w, stride=self.stride, padding=self.pad, dilation=self.dilation)
+        return F.conv2d(pad_input(h, self.pad, self.padding), w, stride=self.stride, dilation=self.dilation)
 
     def input_vjp(self, weight: torch.Tensor | None, cotangent: torch.Tensor, input_shape: Shape) -> torch.Tensor:
         channels_last = torch.channels_last
@@ -137,7 +151,7 @@ class Conv2d(Layer):
             None,
             [self.stride] * 2,
             [0 if padded else self.pad] * 2,
-            [1, 1],
+            [self.dilation] * 2,
             False,
             [0, 0],
             1,
@@ -152,27 +166,38 @@ class Conv2d(Layer):
 
     # ------------------------------------------------------------------ reporting
 
-    def hypotheses_broken(self) -> tuple[str, ...]:
+    def hypothesis_notes(self) -> dict[str, str]:
         # Only what no exact check measures: reflect padding makes one weight connect a
         # border pixel to two neurons (two perfectly correlated weights from one node).
         # (S) and H3 depend on the sizes and are measured on the net (graphs.symmetry,
         # graphs.hypotheses); H1 holds for a convolution only approximately (its kernel is
         # shared across positions), which the Monte Carlo against Eq. 13 measures.
+        notes = super().hypothesis_notes()
         if self.pad and self.padding == "reflect":
-            return ("H5",)
-        return ()
+            notes["H5"] = (
+                "reflect padding makes one convolution weight connect a border pixel to two neurons: "
+                "two perfectly correlated weights from one node"
+            )
+        return notes
 
     def describe(self) -> str:
-        relu = ", relu" if self.relu else ""
-        return f"conv2d({self.in_channels}->{self.out_channels}, k{self.kernel}, s{self.stride}, {self.padding}{relu})"
+        dil = f", d{self.dilation}" if self.dilation != 1 else ""
+        return (
+            f"conv2d({self.in_channels}->{self.out_channels}, k{self.kernel}, s{self.stride}{dil}, "
+            f"{self.padding}{self._activation_suffix()})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "in_channels": int(self.in_channels),
             "out_channels": int(self.out_channels),
             "kernel": int(self.kernel),
             "stride": int(self.stride),
             "padding": str(self.padding),
-            "relu": bool(self.relu),
+            **self._activation_dict(),
         }
+        # only when dilated: the fingerprint of every undilated net stays what it was
+        if self.dilation != 1:
+            out["dilation"] = int(self.dilation)
+        return out

@@ -25,6 +25,7 @@ class Linear(Layer):
     in_features: int
     out_features: int
     relu: bool = True
+    activation: str | None = None
 
     def output_shape(self, shapes: Sequence[Shape], index: int) -> Shape:
         prev = shapes[index - 1]
@@ -63,12 +64,12 @@ class Linear(Layer):
         return 2 * self.in_features * self.out_features
 
     def describe(self) -> str:
-        return f"linear({self.in_features}->{self.out_features}{', relu' if self.relu else ''})"
+        return f"linear({self.in_features}->{self.out_features}{self._activation_suffix()})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "in_features": int(self.in_features),
             "out_features": int(self.out_features),
-            "relu": bool(self.relu),
+            **self._activation_dict(),
         }

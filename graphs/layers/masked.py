@@ -30,6 +30,7 @@ class MaskedLinear(Layer):
 
     mask: np.ndarray = field(repr=False)
     relu: bool = True
+    activation: str | None = None
 
     @property
     def out_features(self) -> int:
@@ -95,11 +96,15 @@ class MaskedLinear(Layer):
 
     def describe(self) -> str:
         edges = int(np.count_nonzero(self.mask))
-        return f"masked-linear({self.in_features}->{self.out_features}, {edges} edges{', relu' if self.relu else ''})"
+        return f"masked-linear({self.in_features}->{self.out_features}, {edges} edges{self._activation_suffix()})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "mask": np.asarray(self.mask, dtype=np.int64).tolist(), "relu": bool(self.relu)}
+        return {"kind": self.kind, "mask": np.asarray(self.mask, dtype=np.int64).tolist(), **self._activation_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MaskedLinear:
-        return cls(np.asarray(data["mask"], dtype=np.int64), relu=bool(data.get("relu", True)))
+        return cls(
+            np.asarray(data["mask"], dtype=np.int64),
+            relu=bool(data.get("relu", True)),
+            activation=data.get("activation"),
+        )

@@ -24,6 +24,7 @@ class AvgPool2d(Layer):
 
     window: int
     relu: bool = False
+    activation: str | None = None
 
     @property
     def area(self) -> int:
@@ -76,14 +77,13 @@ class AvgPool2d(Layer):
         k = [self.window] * 2
         return torch.ops.aten.avg_pool2d_backward(cotangent, like, k, k, [0, 0], False, True, None)
 
-    def hypotheses_broken(self) -> tuple[str, ...]:
-        # Constant 1/a weights are Theorem 10's own setting (it extends Theorem 5 to them),
-        # so the kind breaks nothing by construction; how far H1 holds for the neighbours one
-        # node averages is measured by the Monte Carlo against Eq. 13 (verify pooling).
-        return ()
+    # Constant 1/a weights are Theorem 10's own setting (it extends Theorem 5 to them), so the
+    # kind breaks nothing by construction beyond its activation (the base hypothesis_notes);
+    # how far H1 holds for the neighbours one node averages is measured by the Monte Carlo
+    # against Eq. 13 (verify pooling).
 
     def describe(self) -> str:
-        return f"avgpool2d({self.window}x{self.window}{', relu' if self.relu else ''})"
+        return f"avgpool2d({self.window}x{self.window}{self._activation_suffix()})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "window": int(self.window), "relu": bool(self.relu)}
+        return {"kind": self.kind, "window": int(self.window), **self._activation_dict()}
