@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from verify.cli import options as opt
+from verify.cli import storage
 
 HELP = "Lemma 2 vs real attacks, Prop. 3, Eq. 3 SNR and Remark 1 at initialisation"
 
@@ -52,6 +53,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     opt.add_fit_arguments(parser, what="each predicted ratio", margin=0.1)
     opt.add_runtime_arguments(parser, threads=1)
     opt.add_output_arguments(parser)
+    storage.add_store_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -81,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
     )
     out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
+    with (
+        runtime(args.device, threads=args.threads) as rt,
+        storage.recording(args, "first-order", settings=config.settings()) as store,
+    ):
         result = check_first_order(config, rt=rt, progress=show_progress(args.json))
         info = opt.run_info(args, rt, timer, dtype=config.dtype, settings=config.settings())
     rendered = render_first_order(result, info)
@@ -91,5 +96,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(rendered.summary)
         print("report: " + "  ".join(str(p) for p in paths))
+        print(storage.store_line(store))
         print(f"wall time: {timer.seconds:.1f} s")
     return 0

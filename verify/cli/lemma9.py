@@ -6,6 +6,7 @@ import argparse
 
 from graphs.errors import InputError
 from verify.cli import options as opt
+from verify.cli import storage
 
 HELP = "Lemma 9: path products of distinct paths are uncorrelated (Monte Carlo + Holm); Eq. 13 exactly"
 
@@ -55,6 +56,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         p.add_argument(*flags, dest=dest, type=kind, default=default, help=f"{what} (default {default:g})")
     opt.add_runtime_arguments(p)
     opt.add_output_arguments(p)
+    storage.add_store_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -82,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
         tuple(specs), shared_layers=_layers(args.shared_layers), **{k: getattr(args, k) for k in names}
     )
     out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
+    with (
+        runtime(args.device, threads=args.threads) as rt,
+        storage.recording(args, "lemma9", settings=config.settings()) as store,
+    ):
         result = check_lemma9(config, rt=rt, progress=show_progress(args.json))
         info = opt.run_info(args, rt, timer, dtype="float64 (Lemma 9), float32 (engine)", settings=config.settings())
     rendered = render_lemma9(result, info)
@@ -92,5 +97,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(rendered.summary)
         print("report: " + "  ".join(str(p) for p in paths))
+        print(storage.store_line(store))
         print(f"wall time: {timer.seconds:.1f} s")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from verify.cli import options as opt
+from verify.cli import storage
 
 HELP = "Theorems 10/11: E||d_x f_k||_2 against the product of pooling degrees, strided vs pooled"
 
@@ -68,6 +69,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     opt.add_runtime_arguments(parser)
     opt.add_output_arguments(parser)
+    storage.add_store_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -107,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
         **family,
     )
     out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
+    with (
+        runtime(args.device, threads=args.threads) as rt,
+        storage.recording(args, "pooling", settings=config.settings()) as store,
+    ):
         result = check_pooling(config, rt=rt, progress=show_progress(args.json))
         info = opt.run_info(args, rt, timer, settings=config.settings())
     rendered = render_pooling(result, info)
@@ -117,5 +122,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(rendered.summary)
         print("report: " + "  ".join(str(p) for p in paths))
+        print(storage.store_line(store))
         print(f"wall time: {timer.seconds:.1f} s")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from verify.cli import options as opt
+from verify.cli import storage
 
 HELP = "Monte Carlo slopes of gradient norms and vulnerability against d (Thm 4, 5, Cor 6)"
 
@@ -77,6 +78,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     opt.add_fit_arguments(parser)
     opt.add_runtime_arguments(parser)
     opt.add_output_arguments(parser)
+    storage.add_store_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -111,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
     )
     out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
+    with (
+        runtime(args.device, threads=args.threads) as rt,
+        storage.recording(args, "scaling", settings=config.settings()) as store,
+    ):
         result = check_scaling(config, rt=rt, progress=show_progress(args.json))
         info = opt.run_info(args, rt, timer, settings=config.settings())
     rendered = render_scaling(result, info)
@@ -121,5 +126,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(rendered.summary)
         print("report: " + "  ".join(str(p) for p in paths))
+        print(storage.store_line(store))
         print(f"wall time: {timer.seconds:.1f} s")
     return 0
