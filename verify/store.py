@@ -109,7 +109,7 @@ def deferred_signals() -> Iterator[None]:
     def hold(signum: int, frame: Any) -> None:
         pending.append((signum, frame))
 
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved: dict[int, Any] = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for s in saved:
         signal.signal(s, hold)
     try:

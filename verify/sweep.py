@@ -144,7 +144,10 @@ def _command_flags(command: str, table: Mapping[str, Any], path: Path) -> list[s
 def load_sweep(path: str | os.PathLike, *, out_dir: str | None = None, store: str | None = None) -> Sweep:
     """Parse and check a sweep file; every job's arguments are parsed by ``verify``'s own
     parser before anything runs. ``out_dir``/``store`` override the file's."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+        import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
     p = Path(path)
     try:
@@ -346,6 +349,7 @@ def _run_pool(jobs: Sequence[Job], workers: int, done: Callable[[int, JobResult]
     import multiprocessing
 
     threads = max(1, (os.cpu_count() or 1) // workers)
+    _quiet_resource_tracker()
     # spawn: a fresh interpreter per worker (forking a process that holds torch's threads is unsafe)
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(min(workers, max(1, len(jobs))), initializer=_init_worker, initargs=(threads,))
@@ -362,6 +366,23 @@ def _run_pool(jobs: Sequence[Job], workers: int, done: Callable[[int, JobResult]
         raise
     finally:
         pool.join()
+
+
+def _quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker without its shutdown warning: a pool stopped
+    by a signal leaves its queue's semaphore to it, and the warning would break the one-line
+    message the sweep ends with."""
+    from multiprocessing import resource_tracker
+
+    saved = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = "ignore::UserWarning"
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        if saved is None:
+            del os.environ["PYTHONWARNINGS"]
+        else:
+            os.environ["PYTHONWARNINGS"] = saved
 
 
 def _run_dask(jobs: Sequence[Job], scheduler: str, retries: int, done: Callable[[int, JobResult], None]) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "add_store_arguments",
     "last_store",
     "recording",
+    "remember",
     "store_line",
     "store_root",
 ]
@@ -95,6 +96,11 @@ def recording(
     _LAST[0] = store
     with using_store(store):
         yield store
+
+
+def remember(store) -> None:
+    """Name ``store`` in the message of an interrupted command (``verify sweep``'s store)."""
+    _LAST[0] = store
 
 
 def last_store():

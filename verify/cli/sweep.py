@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from graphs.errors import InputError
+    from verify.cli import storage
     from verify.report import check_out_dir, json_text, write_files
+    from verify.store import Store
     from verify.sweep import index_markdown, load_sweep, run_jobs
     from verify.version import __version__
 
@@ -92,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.file, out_dir=args.out_dir, store=args.store)
     check_out_dir(sweep.out_dir)
     check_out_dir(sweep.store, "--store")
+    # an interrupted sweep's message names the store it resumes from
+    storage.remember(Store(sweep.store))
     if args.dry_run:
         for job in sweep.jobs:
             print("verify " + shlex.join(job.argv))
