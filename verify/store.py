@@ -245,7 +245,8 @@ class Series:
         self.path.mkdir(parents=True, exist_ok=True)
         if not (self.path / _SERIES_FILE).exists():
             text = json.dumps(self.description, sort_keys=True, indent=1, allow_nan=False) + "\n"
-            _atomic_write(self.path, _SERIES_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            made = _atomic_write(self.path, _SERIES_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            self.store.written_files.append(made)
         _sweep_stale(self.path)
 
     def write(self, lo: int, hi: int, columns: Mapping[str, np.ndarray]) -> Path:
@@ -264,6 +265,7 @@ class Series:
         path = _atomic_write(self.path, f"{lo:09d}-{hi:09d}.parquet", lambda tmp: pq.write_table(table, tmp))
         self.store.written_tasks += 1
         self.store.written_draws += hi - lo
+        self.store.written_files.append(path)
         return path
 
     def read(self, draw_ids: Sequence[int], *, drop: Sequence[str] = ()) -> dict[str, np.ndarray]:
@@ -335,6 +337,7 @@ class Store:
         self.written_tasks = 0
         self.written_draws = 0
         self.read_draws = 0
+        self.written_files: list[Path] = []
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r}, read_only={self.read_only})"
@@ -399,7 +402,23 @@ class Store:
         }
         text = json.dumps(body, sort_keys=True, indent=1, allow_nan=False) + "\n"
         name = f"{command}-{arch or 'all'}-{ident}.json"
-        return _atomic_write(folder, name, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        path = _atomic_write(folder, name, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        self.written_files.append(path)
+        return path
+
+    def discard_own(self, upto: Path) -> None:
+        """Remove every file this object wrote, then the folders they leave empty, up to and
+        including ``upto`` (a run that ends on bad input leaves nothing behind; folders that
+        another writer filled meanwhile are kept)."""
+        folders = set()
+        for p in self.written_files:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+            folders.update(q for q in p.parents if q == upto or upto in q.parents)
+        for folder in sorted(folders, key=lambda q: len(q.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self.written_files.clear()
 
     def manifests(self) -> list[ReportManifest]:
         out = []

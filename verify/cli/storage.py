@@ -83,6 +83,12 @@ def recording(
     read_only = bool(getattr(args, "store_only", False))
     if read_only and not root.is_dir():
         raise InputError(f"--store {str(root)!r}: no such store; give the folder a command recorded into")
+    # The topmost folder this run creates: a run that ends on bad input (every net dead, say)
+    # removes what it wrote there, so that nothing is left behind.
+    created = root
+    while not created.parent.exists() and created.parent != created:
+        created = created.parent
+    fresh = not root.exists()
     store = Store(root, read_only=read_only, task_draws=task_draws)
     if not read_only:
         store.write_manifest(
@@ -94,8 +100,13 @@ def recording(
             settings=settings,
         )
     _LAST[0] = store
-    with using_store(store):
-        yield store
+    try:
+        with using_store(store):
+            yield store
+    except InputError:
+        if fresh:
+            store.discard_own(created)
+        raise
 
 
 def remember(store) -> None:
