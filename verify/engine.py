@@ -51,6 +51,7 @@ from verify.model import forward, sample_params
 from verify.montecarlo import block_records, monte_carlo
 from verify.runtime import SINGLE_THREAD_FLOPS, Runtime
 from verify.sampling import INPUT_KINDS, input_gradients, sample_inputs, sample_labels
+from verify.store import TaskKey
 from verify.theory import EPS_INF, SCALING_QUANTITIES
 
 __all__ = [
@@ -360,6 +361,30 @@ def _measure_spec(
             )
         return block_records(ids, QUANTITIES, values)
 
+    # Everything besides the spec and the draw id that changes a stored number (verify.store);
+    # bump "revision" whenever a change of this module changes the numbers.
+    key = TaskKey(
+        "engine",
+        seed,
+        {
+            "revision": 1,
+            "batch": batch,
+            "inputs": inputs,
+            "base_dim": base_dim,
+            "eps_inf": eps_inf,
+            "dtype": str(dtype),
+            "backend": chosen,
+            "chunk": cap,
+            "device": rt.device.type,
+        },
+    )
     return monte_carlo(
-        spec, draw_ids, block, rt=rt, block_size=group, work_flops=forward_flops(spec) * batch, progress=progress
+        spec,
+        draw_ids,
+        block,
+        rt=rt,
+        block_size=group,
+        work_flops=forward_flops(spec) * batch,
+        progress=progress,
+        key=key,
     )

@@ -287,8 +287,26 @@ def measure_first_order(config: FirstOrderConfig, *, rt=None, progress: bool = F
     ``attack`` None, eps NaN, for the quantities that have none)."""
     from verify.engine import forward_flops
     from verify.montecarlo import monte_carlo
+    from verify.store import TaskKey
 
     device = rt.device if rt is not None else "cpu"
+
+    # What the stored numbers depend on besides the spec and the draw id (verify.store); bump
+    # "revision" whenever a change of this module changes them.
+    key = TaskKey(
+        "first-order",
+        config.seed,
+        {
+            "revision": 1,
+            "batch": config.batch,
+            "eps_inf": list(config.eps_inf),
+            "norms": list(config.norms),
+            "pgd_steps": config.pgd_steps,
+            "pgd_step_size": config.pgd_step_size,
+            "dtype": config.dtype,
+            "device": str(getattr(device, "type", device)),
+        },
+    )
     frames = []
     for spec in config.specs:
 
@@ -307,6 +325,7 @@ def measure_first_order(config: FirstOrderConfig, *, rt=None, progress: bool = F
                 work_flops=forward_flops(spec) * config.batch,
                 progress=progress,
                 desc=f"first-order {spec.family} dim={spec.dim} (d={spec.d})",
+                key=key,
             )
         )
     return pd.concat(frames, ignore_index=True)

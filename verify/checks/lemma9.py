@@ -35,6 +35,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -361,6 +363,7 @@ def draw_weights(
     from graphs.rng import Stream, generator_for
     from verify.model import init_params
     from verify.montecarlo import block_records, monte_carlo
+    from verify.store import TaskKey
 
     if init not in INITS or (init == "shared" and shared_layers is None):
         raise ValueError(f"init {init!r}: give 'he', or 'shared' with the two shared layers")
@@ -391,6 +394,19 @@ def draw_weights(
     shapes = [s for layer in spec.layers if (s := layer.weight_shape()) is not None]
     n_weights = sum(math.prod(s) for s in shapes)
     block_size = 64
+    # What the stored numbers depend on besides the spec and the draw id (verify.store): which
+    # weights are kept and how they are drawn.
+    key = TaskKey(
+        "lemma9-weights",
+        seed,
+        {
+            "revision": 1,
+            "weights": hashlib.sha256(json.dumps([list(map(int, p)) for p in weights]).encode()).hexdigest(),
+            "init": init,
+            "shared_layers": list(shared_layers) if init == "shared" and shared_layers is not None else None,
+            "rho": rho if init == "shared" else None,
+        },
+    )
     return monte_carlo(
         spec,
         range(draws),
@@ -400,6 +416,7 @@ def draw_weights(
         work_flops=float(n_weights * block_size),
         progress=progress,
         desc=f"weight draws, dim={spec.dim}",
+        key=key,
     )
 
 

@@ -12,16 +12,19 @@ exit status 2, with nothing written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import shlex
+import signal
 import sys
-from typing import Sequence
+import threading
+from typing import Iterator, Sequence
 
 from graphs.errors import InputError
 from verify.cli.options import ArgumentParser
 from verify.version import __version__
 
-__all__ = ["COMMANDS", "build_parser", "entry_point", "main"]
+__all__ = ["COMMANDS", "Terminated", "build_parser", "entry_point", "main"]
 
 # command name -> module; aliases keep old spellings working for scripts.
 COMMANDS: dict[str, str] = {
@@ -31,6 +34,9 @@ COMMANDS: dict[str, str] = {
     "lemma9": "verify.cli.lemma9",
     "moments": "verify.cli.lemma9",  # the old name of lemma9
     "first-order": "verify.cli.first_order",
+    "sweep": "verify.cli.sweep",
+    "report": "verify.cli.report",
+    "query": "verify.cli.query",
 }
 
 EPILOG = """\
@@ -42,6 +48,9 @@ examples:
   verify pooling --arch avgpool-cnn --pools 1,2,4,8 --dims 128
   verify lemma9 --arch random-dag --dims 6
   verify first-order --arch dense --dims 256,1024,4096 --eps 1e-4,1e-3,1e-2,1e-1
+  verify sweep examples/sweep.toml --workers 2
+  verify report --store reports/store --arch dense
+  verify query "SELECT dim, avg(value) FROM engine WHERE quantity = 'vuln_l2' GROUP BY dim ORDER BY dim"
 
 Run `verify COMMAND --help` for each command's options and worked examples.
 """
@@ -65,25 +74,63 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``verify``; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's stop, ``kill``), raised like Ctrl-C's KeyboardInterrupt."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` in the main thread while ``main`` runs, so that the task in
+    flight is dropped and every temporary file removed, as on Ctrl-C (the default action would
+    kill the process on the spot)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        argv = list(sys.argv[1:] if argv is None else argv)
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        # Reports quote the command that made them; in-process callers have no sys.argv of their own.
-        args.command_line = "verify " + shlex.join(argv)
-        if not getattr(args, "func", None):
-            raise InputError(f"give a command ({', '.join(COMMANDS)}); see verify --help")
-        return int(args.func(args) or 0)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    from verify.cli.storage import last_store
+
+    what = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+    store = last_store()
+    kept = (
+        f"; finished tasks are kept in the store {store.root}: rerun the same command to resume"
+        if store is not None and not store.read_only
+        else ""
+    )
+    print(f"verify: {what}; no report written{kept}", file=sys.stderr)
+    return 143 if isinstance(exc, Terminated) else 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``verify``; returns the exit status (0 ok, 2 bad input, 130 interrupted, 143 SIGTERM)."""
+    try:
+        with _sigterm_raises():
+            argv = list(sys.argv[1:] if argv is None else argv)
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            # Reports quote the command that made them; in-process callers have no sys.argv of their own.
+            args.command_line = "verify " + shlex.join(argv)
+            args.argv = argv
+            if not getattr(args, "func", None):
+                raise InputError(f"give a command ({', '.join(COMMANDS)}); see verify --help")
+            return int(args.func(args) or 0)
     except InputError as exc:
         print(f"verify: error: {exc}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help and --version exit 0 through argparse
         return int(exc.code or 0)
-    except KeyboardInterrupt:
-        print("verify: interrupted; no report written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
 
 
 def entry_point() -> None:

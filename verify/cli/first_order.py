@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from verify.cli import options as opt
+from verify.cli import storage
 
 HELP = "Lemma 2 vs real attacks, Prop. 3, Eq. 3 SNR and Remark 1 at initialisation"
 
@@ -52,6 +53,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     opt.add_fit_arguments(parser, what="each predicted ratio", margin=0.1)
     opt.add_runtime_arguments(parser, threads=1)
     opt.add_output_arguments(parser)
+    storage.add_store_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -77,4 +79,6 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         n_boot=args.n_boot,
     )
-    return opt.execute(args, config, check_first_order, render_first_order, timer, dtype=config.dtype)
+    return opt.execute(
+        args, config, check_first_order, render_first_order, timer, dtype=config.dtype, store="first-order"
+    )

@@ -6,6 +6,7 @@ import argparse
 
 from graphs.errors import InputError
 from verify.cli import options as opt
+from verify.cli import storage
 
 HELP = "Lemma 9: path products of distinct paths are uncorrelated (Monte Carlo + Holm); Eq. 13 exactly"
 
@@ -55,6 +56,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         p.add_argument(*flags, dest=dest, type=kind, default=default, help=f"{what} (default {default:g})")
     opt.add_runtime_arguments(p)
     opt.add_output_arguments(p)
+    storage.add_store_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -78,4 +80,6 @@ def run(args: argparse.Namespace) -> int:
     config = Lemma9Config(
         tuple(specs), shared_layers=_layers(args.shared_layers), **{k: getattr(args, k) for k in names}
     )
-    return opt.execute(args, config, check_lemma9, render_lemma9, timer, dtype="float64 (Lemma 9), float32 (engine)")
+    return opt.execute(
+        args, config, check_lemma9, render_lemma9, timer, dtype="float64 (Lemma 9), float32 (engine)", store="lemma9"
+    )

@@ -287,21 +287,32 @@ def execute(
     dtype: str = "float32",
     device: str | None = None,
     takes_runtime: bool = True,
+    store: str | None = None,
 ) -> int:
     """The common tail of every command: check the output folder, run ``check(config)`` under
     the runtime, render the result with its ``RunInfo``, write the report files together,
     then print the JSON object (``--json``) or the terminal summary.
 
     ``device`` overrides ``--device`` (a check that must run on the CPU); ``takes_runtime``
-    is False for a check without a Monte Carlo (it gets no ``rt`` argument).
+    is False for a check without a Monte Carlo (it gets no ``rt`` argument); ``store`` names
+    the command whose Monte Carlo records into the results store (``verify.cli.storage``).
     """
+    import contextlib
+
+    from verify.cli import storage
     from verify.montecarlo import show_progress
     from verify.report import check_out_dir, json_text, write_rendered
     from verify.runtime import runtime
 
     out_dir = check_out_dir(args.out_dir)
     progress = show_progress(args.json)
-    with runtime(device or getattr(args, "device", "cpu"), threads=getattr(args, "threads", None)) as rt:
+    recording = (
+        storage.recording(args, store, settings=config.settings()) if store is not None else contextlib.nullcontext()
+    )
+    with (
+        runtime(device or getattr(args, "device", "cpu"), threads=getattr(args, "threads", None)) as rt,
+        recording as stored,
+    ):
         result = check(config, rt=rt, progress=progress) if takes_runtime else check(config, progress=progress)
         info = run_info(args, rt, timer, dtype=dtype, settings=config.settings())
     rendered = render(result, info)
@@ -311,5 +322,7 @@ def execute(
     else:
         print(rendered.summary)
         print("report: " + "  ".join(str(p) for p in paths))
+        if store is not None:
+            print(storage.store_line(stored))
         print(f"wall time: {timer.seconds:.1f} s")
     return 0

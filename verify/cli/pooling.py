@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from verify.cli import options as opt
+from verify.cli import storage
 
 HELP = "Theorems 10/11: E||d_x f_k||_2 against the product of pooling degrees, strided vs pooled"
 
@@ -68,6 +69,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     opt.add_runtime_arguments(parser)
     opt.add_output_arguments(parser)
+    storage.add_store_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -103,4 +105,4 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
         **family,
     )
-    return opt.execute(args, config, check_pooling, render_pooling, timer)
+    return opt.execute(args, config, check_pooling, render_pooling, timer, store="pooling")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from verify.cli import options as opt
+from verify.cli import storage
 
 HELP = "Monte Carlo slopes of gradient norms and vulnerability against d (Thm 4, 5, Cor 6)"
 
@@ -77,6 +78,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     opt.add_fit_arguments(parser)
     opt.add_runtime_arguments(parser)
     opt.add_output_arguments(parser)
+    storage.add_store_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -107,4 +109,4 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         n_boot=args.n_boot,
     )
-    return opt.execute(args, config, check_scaling, render_scaling, timer)
+    return opt.execute(args, config, check_scaling, render_scaling, timer, store="scaling")

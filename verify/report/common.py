@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from typing import Sequence
 
 from verify.results import Claim
 
-__all__ = ["HYPOTHESES_LEGEND", "VERDICT_RULE", "claims_table_rows", "hypotheses_cell", "symmetry_cell"]
+__all__ = [
+    "HYPOTHESES_LEGEND",
+    "VERDICT_RULE",
+    "claims_table_rows",
+    "hypotheses_cell",
+    "settle_command",
+    "settle_line",
+    "symmetry_cell",
+]
 
 VERDICT_RULE = (
     "Verdicts: *consistent* when the whole 95% interval lies in predicted +-{margin:g}; *inconsistent* when the "
@@ -54,3 +64,32 @@ def claims_table_rows(claims: Sequence[Claim]) -> list[list[str]]:
         ]
         for c in claims
     ]
+
+
+def settle_command(command_line: str, draws: int) -> str:
+    """``command_line`` with ``--draws`` (or its old name ``--samples``) set to ``draws``."""
+    words = shlex.split(command_line)
+    out: list[str] = []
+    skip = False
+    for w in words:
+        if skip:
+            skip = False
+            continue
+        if w in ("--draws", "--samples"):
+            skip = True
+            continue
+        if re.match(r"^--(draws|samples)=", w):
+            continue
+        out.append(w)
+    return shlex.join([*out, "--draws", str(int(draws))])
+
+
+def settle_line(command_line: str, draws: int | None) -> str:
+    """The sentence a report and a terminal give under inconclusive verdicts: the exact command
+    that would likely settle them (with a results store it computes only the new draws)."""
+    if not draws:
+        return ""
+    return (
+        f"To settle the inconclusive verdicts, rerun with more draws: `{settle_command(command_line, draws)}` "
+        "(with the same results store, only the new draws are computed)."
+    )

@@ -9,7 +9,7 @@ import numpy as np
 from verify.checks.pooling import PoolingResult, SlopeResult
 from verify.checks.second_moments import SecondMomentAgreement
 from verify.report import Rendered
-from verify.report.common import HYPOTHESES_LEGEND, VERDICT_RULE, hypotheses_cell
+from verify.report.common import HYPOTHESES_LEGEND, VERDICT_RULE, hypotheses_cell, settle_line
 from verify.report.markdown import format_number, interval_text, signed, table
 from verify.report.writer import envelope, run_header
 from verify.results import RunInfo, Verdict
@@ -396,6 +396,9 @@ def render_pooling(result: PoolingResult, run: RunInfo) -> Rendered:
                 ),
                 "",
             ]
+    settle = max((q.draws_to_settle or 0 for q in (result.norm, result.squared)), default=0)
+    if settle:
+        lines += [settle_line(run.command, settle), ""]
     if result.h3_fraction > 0:
         lines += [
             (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from verify.checks.scaling import ScalingResult
 from verify.report import Rendered
-from verify.report.common import HYPOTHESES_LEGEND, VERDICT_RULE, hypotheses_cell, symmetry_cell
+from verify.report.common import HYPOTHESES_LEGEND, VERDICT_RULE, hypotheses_cell, settle_line, symmetry_cell
 from verify.report.markdown import format_number, interval_text, signed, table
 from verify.report.writer import envelope, run_header
 from verify.results import RunInfo, Verdict
@@ -46,6 +46,11 @@ def hypothesis_lines(result: ScalingResult) -> list[str]:
             "neurons, two perfectly correlated weights from one node."
         )
     return lines
+
+
+def _settle(result: ScalingResult) -> int:
+    """The draws per size that would likely settle every inconclusive verdict (0: none)."""
+    return max((q.draws_to_settle or 0 for q in result.quantities), default=0)
 
 
 def scaling_figure(result: ScalingResult):
@@ -155,6 +160,7 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
         "",
         VERDICT_RULE.format(margin=cfg.margin),
         "",
+        *([settle_line(run.command, _settle(result)), ""] if _settle(result) else []),
         HYPOTHESES_LEGEND,
         "",
         (
@@ -283,6 +289,8 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
     )
     counts = {v: sum(1 for q in result.quantities if q.claim.verdict is v) for v in Verdict}
     summary += "\n" + ", ".join(f"{n} {v.value}" for v, n in counts.items() if n)
+    if _settle(result):
+        summary += "\n" + settle_line(run.command, _settle(result))
     return Rendered(
         stem=stem,
         markdown="\n".join(lines),

@@ -69,7 +69,8 @@ def figure_png(fig, **savefig_kwargs) -> bytes:
 
 def write_files(out_dir: str | os.PathLike, files: Mapping[str, str | bytes]) -> list[Path]:
     """Write ``files`` (name -> text or bytes) into ``out_dir`` together: all to temporary
-    files first, then all renamed; on any error or signal every temporary file is removed."""
+    files first, then all renamed; on any error every temporary file is removed, and SIGINT or
+    SIGTERM is held back until the files are all renamed."""
     folder = Path(out_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,17 @@ def write_files(out_dir: str | os.PathLike, files: Mapping[str, str | bytes]) ->
         raise InputError(
             f"cannot create {str(folder)!r} ({exc.strerror}); pass --out-dir DIR with a writable DIR"
         ) from None
+    from verify.store import deferred_signals
+
     temps: list[tuple[str, Path]] = []
+    # SIGINT and SIGTERM wait until every file is renamed (or every temporary removed): a
+    # signal between two renames would leave a new figure beside an old report.
+    with deferred_signals():
+        _write_all(folder, files, temps)
+    return [target for _, target in temps]
+
+
+def _write_all(folder: Path, files: Mapping[str, str | bytes], temps: list[tuple[str, Path]]) -> None:
     try:
         for name, content in files.items():
             target = folder / name
@@ -93,7 +104,6 @@ def write_files(out_dir: str | os.PathLike, files: Mapping[str, str | bytes]) ->
             if os.path.exists(tmp):
                 os.unlink(tmp)
         raise
-    return [target for _, target in temps]
 
 
 def library_versions() -> dict[str, str]:

@@ -39,7 +39,8 @@ def test_report_and_json(tmp_path, capsys):
     assert "Holm" in text
     # the command main() was given, not the test runner's sys.argv
     assert f"`verify {' '.join(argv)} --out-dir {tmp_path} --json`" in text
-    assert sorted(os.listdir(tmp_path)) == ["lemma9-random-dag.md"]
+    # the report, and the results store beside it (the default --store OUT_DIR/store)
+    assert sorted(os.listdir(tmp_path)) == ["lemma9-random-dag.md", "store"]
 
 
 def test_old_spellings_and_the_planted_failure(tmp_path, capsys):
