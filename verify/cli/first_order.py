@@ -57,6 +57,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from verify import memory
     from verify.checks.first_order import FirstOrderConfig, check_first_order
     from verify.montecarlo import show_progress
     from verify.report import check_out_dir, json_text, write_rendered
@@ -64,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
     from verify.runtime import runtime
 
     timer = opt.Timer()
-    specs = opt.specs_from_args(args, opt.parse_dims(args.dims))
+    dims = opt.parse_dims(args.dims)
     opt.check_sampling_arguments(args)
     opt.check_fit_arguments(args)
+    opt.check_runtime_arguments(args)
+    specs = opt.specs_from_args(args, dims)
     config = FirstOrderConfig(
         tuple(specs),
         eps_inf=tuple(args.eps.split(",")),  # the config parses and validates the numbers
@@ -80,6 +83,17 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         n_boot=args.n_boot,
     )
+    plan = memory.first_order_plan(
+        config.specs,
+        draws=config.draws,
+        batch=config.batch,
+        n_boot=config.n_boot,
+        n_eps=len(config.eps_inf),
+        n_norms=len(config.norms),
+        dtype_bytes=8 if config.dtype == "float64" else 4,
+        labels=[opt.size_label(args, s.dim) for s in config.specs],
+    )
+    opt.check_memory(args, plan, hint="give smaller --dims, --widths or --channels, or a smaller --batch")
     out_dir = check_out_dir(args.out_dir)
     with runtime(args.device, threads=args.threads) as rt:
         result = check_first_order(config, rt=rt, progress=show_progress(args.json))

@@ -82,6 +82,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from verify import memory
     from verify.checks.scaling import ScalingConfig, check_scaling
     from verify.montecarlo import show_progress
     from verify.report import check_out_dir, json_text, write_rendered
@@ -91,14 +92,15 @@ def run(args: argparse.Namespace) -> int:
 
     timer = opt.Timer()
     dims = opt.parse_dims(args.dims, at_least=2)
+    opt.check_sampling_arguments(args)
+    opt.check_fit_arguments(args)
+    opt.check_runtime_arguments(args)
     specs = opt.specs_from_args(args, dims)
     quantities = (
         tuple(q.strip() for q in args.quantities.split(",") if q.strip())
         if args.quantities is not None
         else SCALING_QUANTITIES
     )
-    opt.check_sampling_arguments(args)
-    opt.check_fit_arguments(args)
     config = ScalingConfig(
         tuple(specs),
         draws=args.draws,
@@ -110,6 +112,14 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         n_boot=args.n_boot,
     )
+    plan = memory.scaling_plan(
+        config.specs,
+        draws=config.draws,
+        batch=config.batch,
+        n_boot=config.n_boot,
+        labels=[opt.size_label(args, s.dim) for s in config.specs],
+    )
+    opt.check_memory(args, plan, hint="give smaller --dims, --channels or --widths, or fewer --draws")
     out_dir = check_out_dir(args.out_dir)
     with runtime(args.device, threads=args.threads) as rt:
         result = check_scaling(config, rt=rt, progress=show_progress(args.json))
