@@ -271,8 +271,9 @@ def dag(spec: Any, size: str, *, fractions: bool = False) -> Need:
     return Need("explicit DAG", size, EDGE_BYTES * edges + extra + FIXED_BYTES)
 
 
-def engine(spec: Any, size: str, *, batch: int, dtype_bytes: int = 4) -> Need:
+def engine(spec: Any, size: str, *, batch: int, dtype_bytes: int = 4, batch_flag: str = "--batch") -> Need:
     """One weight draw of the Monte Carlo engine (``verify.engine``; module docstring)."""
+    size = f"{size} {batch_flag} {batch}"
     per_sample = 3 * activation_floats(spec) * dtype_bytes
     chunk = min(batch, max(1, ENGINE_CHUNK_BYTES // per_sample))
     weights = weight_floats(spec) * (8 + dtype_bytes)
@@ -283,6 +284,7 @@ def engine(spec: Any, size: str, *, batch: int, dtype_bytes: int = 4) -> Need:
 def first_order_engine(spec: Any, size: str, *, batch: int, dtype_bytes: int = 8) -> Need:
     """One weight draw of the first-order checks: autograd through the gradient, PGD and the
     Gram matrix of the logit gradients, the whole batch at once."""
+    size = f"{size} --batch {batch}"
     acts = 16 * dtype_bytes * activation_floats(spec) * batch
     weights = weight_floats(spec) * (8 + 4 * dtype_bytes)
     k = spec.shapes[-1][0]
@@ -291,15 +293,16 @@ def first_order_engine(spec: Any, size: str, *, batch: int, dtype_bytes: int = 8
     return Need("attacks per weight draw", size, acts + weights + gram + inputs + FIXED_BYTES, device=True)
 
 
-def records(n: int, what: str = "records") -> Need:
-    """``n`` long-format records (``verify.montecarlo``), kept for the whole run."""
-    return Need(what, f"{n:,} records", RECORD_BYTES * n)
+def records(n: int, size: str, what: str = "records") -> Need:
+    """``n`` long-format records (``verify.montecarlo``), kept for the whole run; ``size``
+    names the settings that make them (``--draws 160 --batch 2``)."""
+    return Need(what, size, RECORD_BYTES * n)
 
 
-def bootstrap(draws: int, samples: int, n_boot: int, size: str = "--n-boot") -> Need:
+def bootstrap(draws: int, samples: int, n_boot: int) -> Need:
     """One BCa bootstrap over ``draws`` draws of ``samples`` paired samples (``verify.stats``)."""
     need = 16 * draws * n_boot * max(1, samples) + 8 * draws * draws * max(1, samples) + FIXED_BYTES
-    return Need("bootstrap", size, need)
+    return Need("bootstrap", f"--n-boot {n_boot} --draws {draws}", need)
 
 
 def random_dag_build(dim: int, options: dict[str, Any], size: str) -> Need:
@@ -351,10 +354,14 @@ def check_plan(
 def _message(plan: Plan, top: Need | None, peak: int, limit: int, where: str, hint: str, given: bool) -> str:
     parts = [] if top is None else [f"{top.what} {format_bytes(top.bytes)}"]
     parts += [f"{n.what} {format_bytes(n.bytes)}" for n in plan.kept if n.bytes >= MIB]
+    if where == "this machine has":
+        parts.append(f"Python and its libraries {format_bytes(BASELINE_BYTES)}")
+    # Name the settings of the largest piece: what to change.
+    dominant = max([n for n in (top, *plan.kept) if n is not None], key=lambda n: n.bytes, default=None)
     have = f"--max-memory allows {format_bytes(limit)}" if given else f"{where} {format_bytes(limit)} available"
     suggest = f"--max-memory {math.ceil(peak / GIB)}G" if peak < (1 << 50) else "--max-memory SIZE"
     return (
-        f"{top.size if top is not None else 'this run'} needs ~{format_bytes(peak)} of memory "
+        f"{dominant.size if dominant is not None else 'this run'} needs ~{format_bytes(peak)} of memory "
         f"({', '.join(parts)}); {have}: {hint}, or pass {suggest} to try anyway"
     )
 
@@ -380,7 +387,7 @@ def scaling_plan(
     phases = [exact_side(s, _label(labels, i, s)) for i, s in enumerate(specs)]
     phases += [engine(s, _label(labels, i, s), batch=batch) for i, s in enumerate(specs)]
     phases.append(bootstrap(draws, len(specs), n_boot))
-    return Plan(tuple(phases), (records(len(specs) * draws * batch * 7),))
+    return Plan(tuple(phases), (records(len(specs) * draws * batch * 7, f"--draws {draws} --batch {batch}"),))
 
 
 def paths_plan(specs: Sequence[Any], *, exact: bool, labels: Sequence[str] | None = None) -> Plan:
@@ -398,7 +405,7 @@ def pooling_plan(
     phases = [second_moments(s, _label(labels, i, s)) for i, s in enumerate(nets)]
     phases += [engine(s, _label(labels, i, s), batch=batch) for i, s in enumerate(nets)]
     phases.append(bootstrap(draws, len(nets), n_boot))
-    return Plan(tuple(phases), (records(len(nets) * draws * batch * 7),))
+    return Plan(tuple(phases), (records(len(nets) * draws * batch * 7, f"--draws {draws} --batch {batch}"),))
 
 
 def lemma9_plan(
@@ -423,13 +430,14 @@ def lemma9_plan(
         inputs = min(max_inputs, s.d)
         tests = inputs * max_paths + max_pairs
         weights = min(weight_floats(s), (inputs * max_paths + 2 * max_pairs) * depth)
+        sampled = f"{label} --draws {draws} --max-paths {max_paths} --max-pairs {max_pairs}"
         phases.append(dag(s, label, fractions=True))
-        phases.append(Need("path products", label, 3 * 8 * tests * draws + 8 * draws * weights))
+        phases.append(Need("path products", sampled, 3 * 8 * tests * draws + 8 * draws * weights))
         phases.append(operator_form_need(s, label))
-        kept.append(records(draws * weights, "weight records"))
+        kept.append(records(draws * weights, sampled, "weight records"))
         if mc_draws:
-            phases.append(engine(s, label, batch=mc_batch))
-            kept.append(records(mc_draws * mc_batch * 7))
+            phases.append(engine(s, f"{label} --mc-draws {mc_draws}", batch=mc_batch, batch_flag="batch"))
+            kept.append(records(mc_draws * mc_batch * 7, f"--mc-draws {mc_draws}"))
     return Plan(tuple(phases), tuple(kept))
 
 
@@ -456,4 +464,4 @@ def first_order_plan(
         first_order_engine(s, _label(labels, i, s), batch=batch, dtype_bytes=dtype_bytes) for i, s in enumerate(specs)
     ]
     phases.append(bootstrap(draws, max(n_eps, len(specs)), n_boot))
-    return Plan(tuple(phases), (records(len(specs) * draws * batch * per_sample),))
+    return Plan(tuple(phases), (records(len(specs) * draws * batch * per_sample, f"--draws {draws} --batch {batch}"),))

@@ -34,6 +34,7 @@ from verify.theory import DP_BOUND_RATIO, LEMMA7_TOTAL, LEMMA8_SCALED_PATH_SUM, 
 __all__ = [
     "EXACT_MAX_EDGES",
     "FLOAT_RTOL",
+    "MAX_TRIALS",
     "PathRow",
     "PathsConfig",
     "PathsResult",
@@ -49,6 +50,10 @@ __all__ = [
 # operator form's sums of ~10^5 terms of size ~1/d drift by ~1e-15, a real failure (one path
 # too many or too few) moves them by at least ~1/d^L >> 1e-9 for the nets checked here.
 FLOAT_RTOL = 1e-9
+
+# Each randomised (S) trial multiplies the false-positive bound by eps <= ~1e-10 (graphs.symmetry):
+# beyond this many trials the bound is below any float and the test only costs time.
+MAX_TRIALS = 64
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,11 @@ class PathsConfig:
             raise InputError("two sizes give the same d; give distinct sizes")
         if isinstance(self.trials, bool) or int(self.trials) != self.trials or self.trials < 1:
             raise InputError(f"--trials: {self.trials!r} is not a positive integer; give e.g. --trials 4")
+        if self.trials > MAX_TRIALS:
+            raise InputError(
+                f"--trials: {self.trials} trials; each one multiplies the false-positive bound by ~1e-10 or less, "
+                f"so give at most --trials {MAX_TRIALS} (4 is plenty)"
+            )
         check_seed(self.seed)
         if self.exact:
             for spec in specs:

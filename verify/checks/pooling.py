@@ -170,7 +170,12 @@ class PoolingConfig:
 
     def _build(self) -> PoolingSetup:
         opts = self.family_options()
-        base = build_spec("avgpool-cnn", self.dim, **opts)
+        try:
+            base = build_spec("avgpool-cnn", self.dim, **opts)
+        except InputError as exc:
+            if str(exc).startswith("--"):  # it names its flag already
+                raise
+            raise type(exc)(f"--dims {self.dim}: {exc}") from None
         default_windows = _pool_windows(base)
         if not default_windows:
             raise InputError("the net has no pooling layer (every stride is 1); give --strides with a stride > 1")

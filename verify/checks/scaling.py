@@ -79,7 +79,8 @@ class ScalingConfig:
             raise InputError("two sizes give the same d; give distinct sizes")
         if specs[0].d < 2:
             raise InputError(
-                "d = 1 leaves no dimension to scale (the maximum of one coordinate is no maximum); give sizes with d >= 2"
+                f"--dims: size {specs[0].dim} has d = 1, which leaves no dimension to scale (the maximum of one "
+                "coordinate is no maximum); give sizes with d >= 2"
             )
         if specs[0].num_classes < 2:
             raise InputError(

@@ -70,11 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            # argparse would blame the top-level parser; name the command the flag was given to.
+            where = f"verify {args.command}" if getattr(args, "command", None) else "verify"
+            raise InputError(f"{where}: unrecognized arguments: {' '.join(extra)}; see {where} --help")
         # Reports quote the command that made them; in-process callers have no sys.argv of their own.
         args.command_line = "verify " + shlex.join(argv)
         if not getattr(args, "func", None):
-            raise InputError(f"give a command ({', '.join(COMMANDS)}); see verify --help")
+            raise InputError(f"no COMMAND given; give one of {', '.join(COMMANDS)} (see verify --help)")
         return int(args.func(args) or 0)
     except InputError as exc:
         print(f"verify: error: {exc}", file=sys.stderr)

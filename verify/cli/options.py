@@ -207,7 +207,8 @@ def add_memory_argument(parser: argparse.ArgumentParser | argparse._ArgumentGrou
         "--max-memory",
         default=None,
         metavar="SIZE",
-        help="refuse a run whose estimated peak memory exceeds SIZE, e.g. 64G (default: the memory available now)",
+        help="refuse a run whose estimated peak memory (the whole process) exceeds SIZE, e.g. 64G "
+        "(default: the memory available now; verify/memory.py says how it is estimated)",
     )
 
 
