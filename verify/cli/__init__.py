@@ -6,7 +6,9 @@ render the result, write it. Modules import torch and the checks inside ``run`` 
 ``verify --help`` stays fast.
 
 Bad input anywhere (argparse, spec building, the file system) ends in one line on stderr and
-exit status 2, with nothing written.
+exit status 2, with nothing written. So does a ``graphs`` or ``verify`` of the user's that
+shadows the toolkit's (``verify.installation``): this module imports neither ``graphs`` nor
+the commands before checking, so that check can speak.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import argparse
 import importlib
 import shlex
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from graphs.errors import InputError
-from verify.cli.options import ArgumentParser
+from verify.installation import installation_problem
 from verify.version import __version__
+
+if TYPE_CHECKING:
+    from verify.cli.options import ArgumentParser
 
 __all__ = ["COMMANDS", "build_parser", "entry_point", "main"]
 
@@ -48,6 +52,8 @@ Run `verify COMMAND --help` for each command's options and worked examples.
 
 
 def build_parser() -> ArgumentParser:
+    from verify.cli.options import ArgumentParser
+
     parser = ArgumentParser(
         prog="verify",
         description=(
@@ -67,6 +73,12 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``verify``; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    problem = installation_problem()
+    if problem is not None:
+        print(f"verify: error: {problem}", file=sys.stderr)
+        return 2
+    from graphs.errors import InputError
+
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         parser = build_parser()
