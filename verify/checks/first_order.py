@@ -29,6 +29,7 @@ import pandas as pd
 
 from graphs.errors import InputError
 from graphs.spec import Spec
+from verify.progress import Progress, as_progress
 from verify.results import Claim, Interval, Verdict
 from verify.stats import (
     DEFAULT_LEVEL,
@@ -734,22 +735,39 @@ class FirstOrderResult:
 
 
 def check_first_order(
-    config: FirstOrderConfig, *, rt=None, progress: bool = False, records: pd.DataFrame | None = None
+    config: FirstOrderConfig,
+    *,
+    rt=None,
+    progress: bool | Progress = False,
+    records: pd.DataFrame | None = None,
 ) -> FirstOrderResult:
     """Run the first-order checks. ``records`` (long format, e.g. from a store) skips the Monte
-    Carlo; ``rt`` is a ``verify.runtime.Runtime`` (default: the CPU, torch's thread setting)."""
+    Carlo; ``rt`` is a ``verify.runtime.Runtime`` (default: the CPU, torch's thread setting);
+    ``progress``: one stderr line per phase (``verify.progress``)."""
+    prog = as_progress(progress, "first-order")
     if records is None:
-        records = measure_first_order(config, rt=rt, progress=progress)
-    lemma2 = lemma2_table(records)
-    limits = pgd_limits(config)
-    reference = {
-        (d, n, a): (limits[d][n] if a == "pgd" else LEMMA2_RATIO) for d in limits for n in config.norms for a in ATTACKS
-    }
-    within = largest_eps_within(lemma2, reference, config.margin)
-    prop3, prop3_order = prop3_tables(records, n_boot=config.n_boot, seed=config.seed)
-    snr = snr_table(records)
-    spread = snr_spread(records, n_boot=config.n_boot, seed=config.seed)
-    remark1 = remark1_table(records, n_boot=config.n_boot, seed=config.seed)
+        what = f"attacks, {config.draws} draws x {config.batch} inputs at {len(config.specs)} size(s)"
+        with prog.phase(what, bars=True):
+            records = measure_first_order(config, rt=rt, progress=prog.enabled)
+    with prog.phase("PGD's linear-model reference"):
+        limits = pgd_limits(config)
+    with prog.phase(f"tables and bootstrap fits ({config.n_boot} resamples)") as ph:
+        ph.step("Lemma 2")
+        lemma2 = lemma2_table(records)
+        reference = {
+            (d, n, a): (limits[d][n] if a == "pgd" else LEMMA2_RATIO)
+            for d in limits
+            for n in config.norms
+            for a in ATTACKS
+        }
+        within = largest_eps_within(lemma2, reference, config.margin)
+        ph.step("Prop. 3")
+        prop3, prop3_order = prop3_tables(records, n_boot=config.n_boot, seed=config.seed)
+        ph.step("Eq. 3 SNR")
+        snr = snr_table(records)
+        spread = snr_spread(records, n_boot=config.n_boot, seed=config.seed)
+        ph.step("Remark 1")
+        remark1 = remark1_table(records, n_boot=config.n_boot, seed=config.seed)
     broken = {s.d: _broken(s) for s in config.specs}
     claims = claims_of(config, lemma2, within, prop3_order, spread, remark1, limits, broken)
     return FirstOrderResult(

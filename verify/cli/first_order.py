@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from verify import memory
     from verify.checks.first_order import FirstOrderConfig, check_first_order
     from verify.montecarlo import show_progress
+    from verify.progress import Progress
     from verify.report import check_out_dir, json_text, write_rendered
     from verify.report.first_order import render_first_order
     from verify.runtime import runtime
@@ -95,11 +96,13 @@ def run(args: argparse.Namespace) -> int:
     )
     opt.check_memory(args, plan, hint="give smaller --dims, --widths or --channels, or a smaller --batch")
     out_dir = check_out_dir(args.out_dir)
+    progress = Progress(f"verify {args.command}", show_progress(args.json))
     with runtime(args.device, threads=args.threads) as rt:
-        result = check_first_order(config, rt=rt, progress=show_progress(args.json))
+        result = check_first_order(config, rt=rt, progress=progress)
         info = opt.run_info(args, rt, timer, dtype=config.dtype, settings=config.settings())
-    rendered = render_first_order(result, info)
-    paths = write_rendered(out_dir, rendered)
+    with progress.phase("report and plots"):
+        rendered = render_first_order(result, info)
+        paths = write_rendered(out_dir, rendered)
     if args.json:
         print(json_text(rendered.json))
     else:

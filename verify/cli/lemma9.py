@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from verify import memory
     from verify.checks.lemma9 import MC_BATCH, Lemma9Config, check_lemma9
     from verify.montecarlo import show_progress
+    from verify.progress import Progress
     from verify.report import check_out_dir, json_text, write_rendered
     from verify.report.lemma9 import render_lemma9
     from verify.runtime import runtime
@@ -97,11 +98,13 @@ def run(args: argparse.Namespace) -> int:
         tuple(specs), shared_layers=_layers(args.shared_layers), **{k: getattr(args, k) for k in names}
     )
     out_dir = check_out_dir(args.out_dir)
+    progress = Progress(f"verify {args.command}", show_progress(args.json))
     with runtime(args.device, threads=args.threads) as rt:
-        result = check_lemma9(config, rt=rt, progress=show_progress(args.json))
+        result = check_lemma9(config, rt=rt, progress=progress)
         info = opt.run_info(args, rt, timer, dtype="float64 (Lemma 9), float32 (engine)", settings=config.settings())
-    rendered = render_lemma9(result, info)
-    paths = write_rendered(out_dir, rendered)
+    with progress.phase("report"):
+        rendered = render_lemma9(result, info)
+        paths = write_rendered(out_dir, rendered)
     if args.json:
         print(json_text(rendered.json))
     else:

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from verify import memory
     from verify.checks.paths import PathsConfig, check_paths
     from verify.montecarlo import show_progress
+    from verify.progress import Progress
     from verify.report import check_out_dir, json_text, write_rendered
     from verify.report.paths import render_paths
     from verify.runtime import runtime
@@ -73,12 +74,14 @@ def run(args: argparse.Namespace) -> int:
     opt.check_memory(args, plan, hint="give smaller --dims or --channels" + (", or drop --exact" if args.exact else ""))
     config = PathsConfig(tuple(specs), exact=args.exact, trials=args.trials, seed=args.seed)
     out_dir = check_out_dir(args.out_dir)
+    progress = Progress(f"verify {args.command}", show_progress(args.json))
     # CPU only: the randomised (S) test relies on exact float64 integer arithmetic there.
     with runtime("cpu") as rt:
-        result = check_paths(config, progress=show_progress(args.json))
+        result = check_paths(config, progress=progress)
         info = opt.run_info(args, rt, timer, dtype="fraction" if args.exact else "float64", settings=config.settings())
-    rendered = render_paths(result, info)
-    paths = write_rendered(out_dir, rendered)
+    with progress.phase("report and plots"):
+        rendered = render_paths(result, info)
+        paths = write_rendered(out_dir, rendered)
     if args.json:
         print(json_text(rendered.json))
     else:

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from verify import memory
     from verify.checks.pooling import PoolingConfig, check_pooling
     from verify.montecarlo import show_progress
+    from verify.progress import Progress
     from verify.report import check_out_dir, json_text, write_rendered
     from verify.report.pooling import render_pooling
     from verify.runtime import runtime
@@ -116,11 +117,13 @@ def run(args: argparse.Namespace) -> int:
     plan = memory.pooling_plan(nets, draws=config.draws, batch=config.batch, n_boot=config.n_boot, labels=labels)
     opt.check_memory(args, plan, hint="give a smaller --dims or --channels, or fewer --draws")
     out_dir = check_out_dir(args.out_dir)
+    progress = Progress(f"verify {args.command}", show_progress(args.json))
     with runtime(args.device, threads=args.threads) as rt:
-        result = check_pooling(config, rt=rt, progress=show_progress(args.json))
+        result = check_pooling(config, rt=rt, progress=progress)
         info = opt.run_info(args, rt, timer, settings=config.settings())
-    rendered = render_pooling(result, info)
-    paths = write_rendered(out_dir, rendered)
+    with progress.phase("report and plots"):
+        rendered = render_pooling(result, info)
+        paths = write_rendered(out_dir, rendered)
     if args.json:
         print(json_text(rendered.json))
     else:

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from verify import memory
     from verify.checks.scaling import ScalingConfig, check_scaling
     from verify.montecarlo import show_progress
+    from verify.progress import Progress
     from verify.report import check_out_dir, json_text, write_rendered
     from verify.report.scaling import render_scaling
     from verify.runtime import runtime
@@ -121,11 +122,13 @@ def run(args: argparse.Namespace) -> int:
     )
     opt.check_memory(args, plan, hint="give smaller --dims, --channels or --widths, or fewer --draws")
     out_dir = check_out_dir(args.out_dir)
+    progress = Progress(f"verify {args.command}", show_progress(args.json))
     with runtime(args.device, threads=args.threads) as rt:
-        result = check_scaling(config, rt=rt, progress=show_progress(args.json))
+        result = check_scaling(config, rt=rt, progress=progress)
         info = opt.run_info(args, rt, timer, settings=config.settings())
-    rendered = render_scaling(result, info)
-    paths = write_rendered(out_dir, rendered)
+    with progress.phase("report and plots"):
+        rendered = render_scaling(result, info)
+        paths = write_rendered(out_dir, rendered)
     if args.json:
         print(json_text(rendered.json))
     else:
