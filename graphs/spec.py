@@ -81,6 +81,12 @@ class Spec:
             return "output"
         return self.layers[layer - 1].node_kind()
 
+    def family_options(self) -> dict[str, Any]:
+        """The family's options this spec was built with, as builder keywords, ``num_classes``
+        included (it lives in the last layer, not in ``options``): one per command-line flag of
+        the family, so settings and reports that quote them say how to build the net again."""
+        return {**self.options, "num_classes": self.num_classes}
+
     def describe(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
         return f"{self.family}(dim={self.dim}, d={self.d}{', ' + opts if opts else ''})"

@@ -180,7 +180,7 @@ class FirstOrderConfig:
         s0 = self.specs[0]
         return {
             "arch": s0.family,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.options.items()},
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.family_options().items()},
             "dims": [s.dim for s in self.specs],
             "d": [s.d for s in self.specs],
             "eps_inf": list(self.eps_inf),

@@ -189,7 +189,7 @@ class Lemma9Config:
         shared = self.layers_shared(s0)  # None exactly when init is not "shared"
         return {
             "arch": s0.family,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.options.items()},
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.family_options().items()},
             "dims": [s.dim for s in self.spec_tuple],
             "d": [s.d for s in self.spec_tuple],
             "draws": self.draws,

@@ -122,7 +122,7 @@ class ScalingConfig:
         s0 = self.specs[0]
         return {
             "arch": s0.family,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.options.items()},
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.family_options().items()},
             "dims": [s.dim for s in self.specs],
             "d": [s.d for s in self.specs],
             "draws": self.draws,

@@ -45,6 +45,5 @@ def test_one_line_per_phase_on_a_terminal(name, tmp_path, capsys, monkeypatch):
 
 
 def test_nothing_on_a_pipe(tmp_path, capsys):
-    argv, _ = RUNS["scaling"]
-    assert main([*argv, "--out-dir", str(tmp_path)]) == 0
+    assert main(["paths", "--arch", "dense", "--dims", "4,8", "--widths", "4", "--out-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().err == ""
