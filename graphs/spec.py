@@ -197,7 +197,7 @@ def strided_cnn_spec(
     """The paper's section 4.1 net without batchnorm: ``conv -> ReLU`` layers, then dense."""
     n = _positive("--dims", n)
     if padding not in PADDINGS:
-        raise SpecError(f"--padding: unknown mode {padding!r}; use one of {', '.join(PADDINGS)}")
+        raise SpecError(f"--padding: unknown padding mode {padding!r}; use one of {', '.join(PADDINGS)}")
     layers, shape = _cnn_trunk(
         n, _positive("--channels", channels), tuple(strides), _kernel(kernel), padding, in_channels, None
     )
@@ -223,7 +223,7 @@ def avgpool_cnn_spec(
     """
     n = _positive("--dims", n)
     if padding not in PADDINGS:
-        raise SpecError(f"--padding: unknown mode {padding!r}; use one of {', '.join(PADDINGS)}")
+        raise SpecError(f"--padding: unknown padding mode {padding!r}; use one of {', '.join(PADDINGS)}")
     strides = tuple(strides)
     if pools is None:
         pools = tuple(s for s in strides if s != 1)

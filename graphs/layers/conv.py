@@ -45,7 +45,7 @@ class Conv2d(Layer):
             raise SpecError(f"layer {index}: convolution expects {self.in_channels} input channels, got shape {prev}")
         if self.padding not in PADDINGS:
             raise SpecError(
-                f"--padding: unknown mode {self.padding!r} (layer {index}); use one of {', '.join(PADDINGS)}"
+                f"--padding: unknown padding mode {self.padding!r} (layer {index}); use one of {', '.join(PADDINGS)}"
             )
         if self.kernel < 1 or self.kernel % 2 == 0 or self.stride < 1:
             raise SpecError(f"layer {index}: --kernel must be odd and positive, --strides positive")
