@@ -335,30 +335,33 @@ def check_plan(
     its peak exceeds ``limit`` (default: ``available_bytes()``), or, with ``on_device``, when
     its device phases exceed ``device_limit``. Without ``on_device`` every phase is on the host."""
     host_limit = available_bytes() if limit is None else limit
-    if on_device:
-        host_peak = plan.peak(device=False)
-        top = plan.largest(device=False)
-    else:
-        host_peak = plan.peak()
-        top = plan.largest()
+    top = plan.largest(device=False if on_device else None)
+    host_peak = plan.peak(device=False if on_device else None)
     if host_limit is not None and host_peak > host_limit:
-        raise MemoryLimitError(_message(plan, top, host_peak, host_limit, "this machine has", hint, limit is not None))
+        have = (
+            f"--max-memory allows {format_bytes(host_limit)}"
+            if limit is not None
+            else (f"this machine has {format_bytes(host_limit)} available")
+        )
+        raise MemoryLimitError(_message(top, plan.kept, host_peak, have, hint, baseline=True))
     if on_device and device_limit is not None:
         dev_top = plan.largest(device=True)
         if dev_top is not None and dev_top.bytes > device_limit:
-            raise MemoryLimitError(
-                _message(plan, dev_top, dev_top.bytes, device_limit, "the GPU has", hint, limit is not None)
+            have = (
+                f"--max-memory allows {format_bytes(device_limit)}"
+                if device_limit == limit
+                else (f"the GPU has {format_bytes(device_limit)} free")
             )
+            raise MemoryLimitError(_message(dev_top, (), dev_top.bytes, have, hint, baseline=False))
 
 
-def _message(plan: Plan, top: Need | None, peak: int, limit: int, where: str, hint: str, given: bool) -> str:
+def _message(top: Need | None, kept: Sequence[Need], peak: int, have: str, hint: str, *, baseline: bool) -> str:
     parts = [] if top is None else [f"{top.what} {format_bytes(top.bytes)}"]
-    parts += [f"{n.what} {format_bytes(n.bytes)}" for n in plan.kept if n.bytes >= MIB]
-    if where == "this machine has":
+    parts += [f"{n.what} {format_bytes(n.bytes)}" for n in kept if n.bytes >= MIB]
+    if baseline:
         parts.append(f"Python and its libraries {format_bytes(BASELINE_BYTES)}")
     # Name the settings of the largest piece: what to change.
-    dominant = max([n for n in (top, *plan.kept) if n is not None], key=lambda n: n.bytes, default=None)
-    have = f"--max-memory allows {format_bytes(limit)}" if given else f"{where} {format_bytes(limit)} available"
+    dominant = max([n for n in (top, *kept) if n is not None], key=lambda n: n.bytes, default=None)
     suggest = f"--max-memory {math.ceil(peak / GIB)}G" if peak < (1 << 50) else "--max-memory SIZE"
     return (
         f"{dominant.size if dominant is not None else 'this run'} needs ~{format_bytes(peak)} of memory "

@@ -101,8 +101,10 @@ def add_arch_arguments(
         + "; ".join(f"{n} ({FAMILIES[n].summary}; --dims gives the {FAMILIES[n].size})" for n in allowed),
     )
     groups: dict[tuple[str, ...], argparse._ArgumentGroup] = {}
-    for flag, (opt, fams) in _flag_table().items():
-        fams = [f for f in fams if f in allowed]
+    table = [(flag, opt, [f for f in fams if f in allowed]) for flag, (opt, fams) in _flag_table().items()]
+    # The options every family shares come first, then each family's own, in declaration order.
+    table.sort(key=lambda row: len(row[2]) != len(allowed))
+    for flag, opt, fams in table:
         if not fams:
             continue
         key = tuple(fams)
