@@ -118,3 +118,15 @@ def test_the_random_dag_masks_are_estimated_before_drawing():
 def test_available_memory_is_known_here():
     have = memory.available_bytes()
     assert have is None or have > 0
+
+
+def test_max_memory_overrides_what_the_machine_has(tmp_path, capsys, monkeypatch):
+    from verify.cli import main
+
+    argv = ["paths", "--arch", "strided-cnn", "--dims", "8", "--channels", "2", "--strides", "1,2"]
+    monkeypatch.setattr(memory, "available_bytes", lambda: 100 << 20)
+    assert main([*argv, "--out-dir", str(tmp_path / "a")]) == 2
+    assert "this machine has 100 MiB available" in capsys.readouterr().err
+    assert main([*argv, "--out-dir", str(tmp_path / "b"), "--max-memory", "4G"]) == 0
+    assert (tmp_path / "b" / "paths-strided-cnn.md").exists()
+    assert not (tmp_path / "a").exists()

@@ -2,7 +2,8 @@
 one line on stderr that starts with ``verify: error:`` and names the flag, nothing on stdout,
 nothing written (no report, no empty folder, no temporary file).
 
-Each case runs in an empty working folder (the default ``--out-dir reports`` lands there), and
+The machine is taken to have 16 GiB available, so the memory refusals do not depend on the
+machine. Each case runs in an empty working folder (the default ``--out-dir reports`` lands there), and
 the whole folder is compared before and after. Cases marked ``before`` must fail before any
 computation: the five check functions are replaced by a function that fails the test if
 called. The few failures only a computation can find (every ReLU path dead in every draw)
@@ -18,6 +19,7 @@ from typing import Callable
 
 import pytest
 
+from verify import memory
 from verify.cli import main
 
 # Cheap valid command lines; a case appends flags (argparse keeps the last of a repeated
@@ -35,6 +37,7 @@ FIRST_CNN = ["first-order", "--arch", "strided-cnn", "--dims", "8", "--channels"
 
 HUGE = "100000000000"  # 1e11: beyond every count and size a run can hold
 CHECKS = ("scaling", "paths", "pooling", "lemma9", "first_order")
+MACHINE_BYTES = 16 << 30
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,8 @@ def test_bad_invocation(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     import importlib
 
     monkeypatch.chdir(tmp_path)
+    # The memory refusals must not depend on the machine running the test: 16 GiB, always.
+    monkeypatch.setattr(memory, "available_bytes", lambda: MACHINE_BYTES)
     if case.setup is not None:
         case.setup(tmp_path, monkeypatch)
     if case.before:
