@@ -86,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--large", action="store_true", help="add the 512 px exact side (~1.2 GB)")
     args = parser.parse_args()
+    sys.path.insert(0, ROOT)  # this checkout's verify, not another installed copy
     from verify.memory import BASELINE_BYTES
 
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
@@ -112,8 +113,10 @@ def main() -> None:
             flush=True,
         )
     if bases:
-        print(f"baseline (interpreter and libraries): measured {max(bases) / (1 << 20):.0f} MB, BASELINE_BYTES "
-              f"{BASELINE_BYTES / (1 << 20):.0f} MB")
+        print(
+            f"baseline (interpreter and libraries): measured {max(bases) / (1 << 20):.0f} MB, BASELINE_BYTES "
+            f"{BASELINE_BYTES / (1 << 20):.0f} MB"
+        )
 
 
 if __name__ == "__main__":

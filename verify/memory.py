@@ -211,9 +211,10 @@ def weight_floats(spec: Any) -> int:
 
 
 def edge_bound(spec: Any) -> int:
-    """An upper bound on the DAG's edges without building anything: a weighted layer has at
-    most its multiply-adds (``flops / 2``: zero padding's border has fewer), a constant-weight
-    layer ``1 / weight`` edges into each node (average pooling: the window's a)."""
+    """An upper bound on the DAG's edges without building anything: each neuron of a random-
+    weight layer has at most its initialisation's fan-in (``Layer.fan_in``, per neuron where it
+    varies: exact for masked layers; zero padding's border has fewer), a constant-weight layer
+    ``1 / weight`` edges into each node (average pooling: the window's a)."""
     shapes = spec.shapes
     total = 0
     for index, layer in enumerate(spec.layers, start=1):
@@ -221,8 +222,14 @@ def edge_bound(spec: Any) -> int:
         const = layer.constant_weight
         if const is not None and const != 0:
             total += out * math.ceil(1 / const)
-        else:
+            continue
+        fan = layer.fan_in()
+        if fan is None:
             total += layer.flops([shapes[j] for j in layer.reads(index)], shapes[index]) // 2
+        elif isinstance(fan, int):
+            total += out * fan
+        else:  # one fan-in per neuron
+            total += int(fan.sum())
     return total
 
 
