@@ -9,7 +9,8 @@ from verify.cli import main
 
 RUNS = {
     "scaling": (
-        ["scaling", "--arch", "dense", "--dims", "8,16", "--widths", "4", "--draws", "4", "--n-boot", "200"],
+        ["scaling", "--arch", "dense", "--dims", "8,16", "--widths", "4", "--draws", "4", "--n-boot", "200"]
+        + ["--quantities", "logit_grad_l2"],
         ["exact side", "Monte Carlo", "bootstrap fits", "report and plots"],
     ),
     "pooling": (
@@ -18,7 +19,7 @@ RUNS = {
         ["Monte Carlo", "exact side", "bootstrap fits", "report and plots"],
     ),
     "lemma9": (
-        ["lemma9", "--arch", "random-dag", "--dims", "4", "--hidden", "4,4", "--draws", "40", "--mc-draws", "4"],
+        ["lemma9", "--arch", "random-dag", "--dims", "4", "--hidden", "4,4", "--draws", "20", "--mc-draws", "2"],
         ["explicit DAG", "weight draws", "t-tests", "engine Monte Carlo", "report"],
     ),
     "first-order": (
