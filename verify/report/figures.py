@@ -65,7 +65,9 @@ def log_ticks(lo: float, hi: float, *, max_ticks: int = 6) -> list[float]:
         if len(ticks) >= 2 and cover > best_cover:
             best, best_cover = ticks, cover
     linear = [
-        float(v) for v in MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi) if lo <= v <= hi and v > 0
+        float(f"{v:.6g}")
+        for v in MaxNLocator(nbins=4, steps=[1, 2, 5, 10]).tick_values(lo, hi)
+        if lo <= v <= hi and v > 0
     ]
     linear_cover = math.log(linear[-1] / linear[0]) / span if len(linear) >= 2 else 0.0
     ticks = linear if linear_cover > best_cover else best
@@ -80,9 +82,10 @@ def _thin(ticks: list[float], max_ticks: int) -> list[float]:
 
 
 def _fmt(v: float) -> str:
+    # Ticks are round numbers by construction: print them exactly (1.375 is not "1.38").
     if v >= 1e5 or v < 1e-3:
-        return f"{v:.2g}"
-    return f"{v:.3g}"
+        return f"{v:.3g}"
+    return f"{v:.6g}"
 
 
 def label_log_axes(ax, xs: Sequence[float] | np.ndarray | None = None) -> None:
