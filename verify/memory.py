@@ -283,7 +283,8 @@ def engine(spec: Any, size: str, *, batch: int, dtype_bytes: int = 4, batch_flag
     size = f"{size} {batch_flag} {batch}"
     per_sample = 3 * activation_floats(spec) * dtype_bytes
     chunk = min(batch, max(1, ENGINE_CHUNK_BYTES // per_sample))
-    weights = weight_floats(spec) * (8 + dtype_bytes)
+    # drawn in float64, cast, and laid out channels-last: up to three copies at once
+    weights = weight_floats(spec) * (8 + 2 * dtype_bytes)
     inputs = batch * spec.d * (8 + dtype_bytes)
     return Need("Monte Carlo per weight draw", size, chunk * per_sample + weights + inputs + FIXED_BYTES, device=True)
 
@@ -439,7 +440,8 @@ def lemma9_plan(
         depth = len(s.layers)
         inputs = min(max_inputs, s.d)
         tests = inputs * max_paths + max_pairs
-        weights = min(weight_floats(s), (inputs * max_paths + 2 * max_pairs) * depth)
+        # pairs are drawn among the sampled paths, so the weights drawn are those on the paths
+        weights = min(weight_floats(s), inputs * max_paths * depth)
         sampled = f"{label} --draws {draws} --max-paths {max_paths} --max-pairs {max_pairs}"
         phases.append(dag(s, label, fractions=True))
         phases.append(Need("path products", sampled, 3 * 8 * tests * draws + 8 * draws * weights))
