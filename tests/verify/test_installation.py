@@ -28,7 +28,8 @@ def test_a_foreign_graphs_module_is_named(tmp_path, monkeypatch):
     problem = installation_problem()
     assert problem is not None
     assert str(tmp_path / "graphs.py") in problem
-    assert "shadows" in problem and "rename" in problem
+    assert "shadows" in problem
+    assert "rename" in problem
     with pytest.raises(ShadowedPackageError):
         require_installation()
 
@@ -62,4 +63,5 @@ def test_a_users_graphs_py_beside_the_script(tmp_path):
     code = "import verify; verify.check_scaling"
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 1
-    assert "ShadowedPackageError" in run.stderr and "graphs.py" in run.stderr.splitlines()[-1]
+    assert "ShadowedPackageError" in run.stderr
+    assert "graphs.py" in run.stderr.splitlines()[-1]

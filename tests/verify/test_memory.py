@@ -30,7 +30,7 @@ def test_parse_bytes(text, value):
 
 @pytest.mark.parametrize("text", ["", "x", "12Q", "-5G", "0", "1K", "nan", "inf"])
 def test_parse_bytes_refuses_in_one_line_naming_the_flag(text):
-    with pytest.raises(InputError, match="^--max-memory: "):
+    with pytest.raises(InputError, match=r"^--max-memory: "):
         memory.parse_bytes(text)
 
 

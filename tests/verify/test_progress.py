@@ -26,14 +26,15 @@ def test_one_line_per_phase_with_its_time():
     assert "size 2/2" in text
     assert "ignored" not in text
     lines = _final_lines(text)
-    assert lines[0].startswith("verify demo: exact side: ") and lines[0].endswith(" s")
+    assert lines[0].startswith("verify demo: exact side: ")
+    assert lines[0].endswith(" s")
     assert lines[1].startswith("verify demo: Monte Carlo: ")
 
 
 def test_a_failing_phase_clears_its_line_for_the_error():
     out = io.StringIO()
     prog = Progress("verify demo", True, out)
-    with pytest.raises(ValueError), prog.phase("fits"):
+    with pytest.raises(ValueError, match="boom"), prog.phase("fits"):
         raise ValueError("boom")
     assert out.getvalue().endswith("\r\033[K")
     assert "\n" not in out.getvalue()

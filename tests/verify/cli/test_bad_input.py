@@ -235,8 +235,7 @@ def _tree(root: Path) -> list[str]:
     """Every path under ``root`` (hidden temporary files included), sorted."""
     out = []
     for folder, dirs, files in os.walk(root):
-        for name in [*dirs, *files]:
-            out.append(os.path.relpath(os.path.join(folder, name), root))
+        out.extend(os.path.relpath(os.path.join(folder, name), root) for name in [*dirs, *files])
     return sorted(out)
 
 

@@ -9,13 +9,41 @@ from verify.cli import main
 
 RUNS = {
     "scaling": (
-        ["scaling", "--arch", "dense", "--dims", "8,16", "--widths", "4", "--draws", "4", "--n-boot", "200"]
-        + ["--quantities", "logit_grad_l2"],
+        [
+            "scaling",
+            "--arch",
+            "dense",
+            "--dims",
+            "8,16",
+            "--widths",
+            "4",
+            "--draws",
+            "4",
+            "--n-boot",
+            "200",
+            "--quantities",
+            "logit_grad_l2",
+        ],
         ["exact side", "Monte Carlo", "bootstrap fits", "report and plots"],
     ),
     "pooling": (
-        ["pooling", "--dims", "16", "--pools", "1,2", "--strides", "1,2", "--channels", "2", "--draws", "4"]
-        + ["--batch", "1", "--n-boot", "200"],
+        [
+            "pooling",
+            "--dims",
+            "16",
+            "--pools",
+            "1,2",
+            "--strides",
+            "1,2",
+            "--channels",
+            "2",
+            "--draws",
+            "4",
+            "--batch",
+            "1",
+            "--n-boot",
+            "200",
+        ],
         ["Monte Carlo", "exact side", "bootstrap fits", "report and plots"],
     ),
     "lemma9": (
@@ -23,8 +51,27 @@ RUNS = {
         ["explicit DAG", "weight draws", "t-tests", "engine Monte Carlo", "report"],
     ),
     "first-order": (
-        ["first-order", "--arch", "dense", "--dims", "8,16", "--widths", "4", "--draws", "3", "--batch", "2"]
-        + ["--eps", "1e-3,1e-2", "--norms", "2", "--n-boot", "200", "--pgd-steps", "2"],
+        [
+            "first-order",
+            "--arch",
+            "dense",
+            "--dims",
+            "8,16",
+            "--widths",
+            "4",
+            "--draws",
+            "3",
+            "--batch",
+            "2",
+            "--eps",
+            "1e-3,1e-2",
+            "--norms",
+            "2",
+            "--n-boot",
+            "200",
+            "--pgd-steps",
+            "2",
+        ],
         ["attacks", "linear-model reference", "bootstrap fits", "report and plots"],
     ),
 }

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.gfm import assert_tables_render
 from graphs.spec import build_spec
+from tests.gfm import assert_tables_render
 from verify.checks.lemma9 import Lemma9Config, check_lemma9
 from verify.report.lemma9 import render_lemma9
 from verify.report.writer import json_text

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.gfm import assert_tables_render
 from graphs.spec import build_spec
+from tests.gfm import assert_tables_render
 from verify.checks.paths import PathsConfig, check_paths
 from verify.report import json_text
 from verify.report.paths import centred_ticks, render_paths
