@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 import verify.montecarlo
@@ -9,69 +11,22 @@ from verify.cli import main
 
 RUNS = {
     "scaling": (
-        [
-            "scaling",
-            "--arch",
-            "dense",
-            "--dims",
-            "8,16",
-            "--widths",
-            "4",
-            "--draws",
-            "4",
-            "--n-boot",
-            "200",
-            "--quantities",
-            "logit_grad_l2",
-        ],
+        shlex.split("scaling --arch dense --dims 8,16 --widths 4 --draws 4 --n-boot 200 --quantities logit_grad_l2"),
         ["exact side", "Monte Carlo", "bootstrap fits", "report and plots"],
     ),
     "pooling": (
-        [
-            "pooling",
-            "--dims",
-            "16",
-            "--pools",
-            "1,2",
-            "--strides",
-            "1,2",
-            "--channels",
-            "2",
-            "--draws",
-            "4",
-            "--batch",
-            "1",
-            "--n-boot",
-            "200",
-        ],
+        shlex.split("pooling --dims 16 --pools 1,2 --strides 1,2 --channels 2 --draws 4 --batch 1 --n-boot 200"),
         ["Monte Carlo", "exact side", "bootstrap fits", "report and plots"],
     ),
     "lemma9": (
-        ["lemma9", "--arch", "random-dag", "--dims", "4", "--hidden", "4,4", "--draws", "20", "--mc-draws", "2"],
+        shlex.split("lemma9 --arch random-dag --dims 4 --hidden 4,4 --draws 20 --mc-draws 2"),
         ["explicit DAG", "weight draws", "t-tests", "engine Monte Carlo", "report"],
     ),
     "first-order": (
-        [
-            "first-order",
-            "--arch",
-            "dense",
-            "--dims",
-            "8,16",
-            "--widths",
-            "4",
-            "--draws",
-            "3",
-            "--batch",
-            "2",
-            "--eps",
-            "1e-3,1e-2",
-            "--norms",
-            "2",
-            "--n-boot",
-            "200",
-            "--pgd-steps",
-            "2",
-        ],
+        shlex.split(
+            "first-order --arch dense --dims 8,16 --widths 4 --draws 3 --batch 2 --eps 1e-3,1e-2 --norms 2 --n-boot 200 "
+            "--pgd-steps 2"
+        ),
         ["attacks", "linear-model reference", "bootstrap fits", "report and plots"],
     ),
 }
