@@ -64,11 +64,15 @@ def log_ticks(lo: float, hi: float, *, max_ticks: int = 6) -> list[float]:
             return ticks
         if len(ticks) >= 2 and cover > best_cover:
             best, best_cover = ticks, cover
-    linear = [
-        float(f"{v:.6g}")
-        for v in MaxNLocator(nbins=4, steps=[1, 2, 5, 10]).tick_values(lo, hi)
-        if lo <= v <= hi and v > 0
-    ]
+    linear: list[float] = []
+    for nbins in (4, 6, 8):  # evenly spaced round numbers, at least three when the range allows
+        linear = [
+            float(f"{v:.6g}")
+            for v in MaxNLocator(nbins=nbins, steps=[1, 2, 5, 10]).tick_values(lo, hi)
+            if lo <= v <= hi and v > 0
+        ]
+        if len(linear) >= 3:
+            break
     linear_cover = math.log(linear[-1] / linear[0]) / span if len(linear) >= 2 else 0.0
     ticks = linear if linear_cover > best_cover else best
     return ticks if len(ticks) >= 2 else [float(f"{lo:.3g}"), float(f"{hi:.3g}")]

@@ -37,11 +37,12 @@ def test_numbers():
 
 
 @pytest.mark.parametrize(
-    ("lo", "hi"), [(1.2, 1.9), (0.65, 1.4), (1e-3, 3e-1), (0.05, 0.09), (10, 1e5), (1.01, 1.02), (0.0018, 0.012)]
+    ("lo", "hi"),
+    [(1.2, 1.9), (0.65, 1.4), (1e-3, 3e-1), (0.05, 0.09), (10, 1e5), (1.01, 1.02), (0.0018, 0.012), (1.397, 1.49)],
 )
 def test_log_ticks_label_every_range(lo, hi):
     ticks = log_ticks(lo, hi)
-    assert len(ticks) >= 2
+    assert len(ticks) >= 3
     assert all(lo <= t <= hi for t in ticks)
     assert ticks == sorted(ticks)
 
