@@ -243,7 +243,7 @@ def test_config_settings():
     config = PathsConfig((_cnn(16), _cnn(8)), trials=2, seed=5)
     assert config.settings() == {
         "arch": "strided-cnn",
-        "options": {"padding": "zeros", "channels": 4, "strides": [1, 2, 2], "kernel": 3},
+        "options": {"padding": "zeros", "channels": 4, "strides": [1, 2, 2], "kernel": 3, "num_classes": 10},
         "dims": [8, 16],
         "d": [192, 768],
         "exact": False,
