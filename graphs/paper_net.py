@@ -89,7 +89,15 @@ def paper_net_spec(
         c = channels
     classes = _positive("num_classes", num_classes)
     layers += [GlobalMaxPool(), Linear(channels, classes, relu=False), Bias(classes)]
-    opts = {"channels": channels, "pool": pool, "bn": bn, "bn_mode": bn_mode, "dilation": dilation}
+    # ``dilation`` is derived (n / dilation_base), recorded for the report; the rest are the builder's keywords.
+    opts = {
+        "channels": channels,
+        "pool": pool,
+        "bn": bn,
+        "bn_mode": bn_mode,
+        "dilation_base": base,
+        "dilation": dilation,
+    }
     spec = Spec("paper-net", n, (in_channels, n, n), tuple(layers), opts)
     _ = spec.shapes  # validate now: a dilation too large for the last feature maps is an input error
     return spec

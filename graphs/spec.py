@@ -81,6 +81,16 @@ class Spec:
             return "output"
         return self.layers[layer - 1].node_kind()
 
+    def family_options(self) -> dict[str, Any]:
+        """The family's options this spec was built with, as builder keywords, ``num_classes``
+        included (it lives in the last layer, not in ``options``): one per command-line flag of
+        the family, so settings and reports that quote them say how to build the net again.
+        Options a builder records but does not take (derived values) are left out."""
+        from graphs.families import FAMILIES
+
+        declared = {o.name for o in FAMILIES[self.family].options} if self.family in FAMILIES else set(self.options)
+        return {**{k: v for k, v in self.options.items() if k in declared}, "num_classes": self.num_classes}
+
     def describe(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
         return f"{self.family}(dim={self.dim}, d={self.d}{', ' + opts if opts else ''})"
@@ -127,18 +137,35 @@ def _shapes(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> list[Sha
     return shapes
 
 
-def _positive(name: str, value: int) -> int:
+def _positive(flag: str, value: int) -> int:
+    """``value`` as an int; otherwise a one-line SpecError naming the command-line ``flag`` of
+    the builder keyword (``graphs.families`` declares one flag per keyword)."""
     if isinstance(value, bool) or int(value) != value or value < 1:
-        raise SpecError(f"{name} must be a positive integer, got {value!r}")
+        raise SpecError(f"{flag}: {value!r} is not a positive integer; give e.g. {flag} {_EXAMPLES.get(flag, 1)}")
     return int(value)
+
+
+# Drawing a random DAG costs ~10 us per edge draw (a Python loop; the structure must stay the
+# same numbers for every seed, so the loop stays): beyond this many draws it takes minutes.
+MAX_EDGE_DRAWS = 1_000_000
+
+_EXAMPLES = {"--dims": "32,64", "--widths": "256,256", "--hidden": "64,64", "--strides": "1,2,2", "--classes": 10}
+
+
+def _kernel(kernel: int) -> int:
+    if isinstance(kernel, bool) or int(kernel) != kernel or kernel < 1 or kernel % 2 == 0:
+        raise SpecError(
+            f"--kernel: {kernel!r} is not an odd positive integer (the padding is kernel // 2); give e.g. --kernel 3"
+        )
+    return int(kernel)
 
 
 def dense_spec(d: int, *, widths: tuple[int, ...] = (256, 256), num_classes: int = 10) -> Spec:
     """Fully connected ReLU layers of the given widths, then a linear layer to the logits."""
-    d = _positive("d", d)
-    sizes = (d, *[_positive("width", w) for w in widths])
+    d = _positive("--dims", d)
+    sizes = (d, *[_positive("--widths", w) for w in widths])
     layers: list[Layer] = [Linear(a, b, relu=True) for a, b in itertools.pairwise(sizes)]
-    layers.append(Linear(sizes[-1], _positive("num_classes", num_classes), relu=False))
+    layers.append(Linear(sizes[-1], _positive("--classes", num_classes), relu=False))
     return Spec("dense", d, (d,), tuple(layers), {"widths": tuple(widths)})
 
 
@@ -149,13 +176,13 @@ def _cnn_trunk(
     c = in_channels
     pool_iter = iter(pools) if pools is not None else None
     for s in strides:
-        s = _positive("stride", s)
+        s = _positive("--strides", s)
         if pool_iter is None or s == 1:
             layers.append(Conv2d(c, channels, kernel, s, padding, relu=True))
         else:
             window = next(pool_iter, s)
             layers.append(Conv2d(c, channels, kernel, 1, padding, relu=True))
-            layers.append(AvgPool2d(_positive("pool window", window)))
+            layers.append(AvgPool2d(_positive("--pool-windows", window)))
         c = channels
     shape = _shapes((in_channels, n, n), tuple(layers))[-1]
     return layers, shape
@@ -172,11 +199,13 @@ def strided_cnn_spec(
     num_classes: int = 10,
 ) -> Spec:
     """The paper's section 4.1 net without batchnorm: ``conv -> ReLU`` layers, then dense."""
-    n = _positive("image side n", n)
+    n = _positive("--dims", n)
     if padding not in PADDINGS:
-        raise SpecError(f"unknown padding {padding!r}; use one of {', '.join(PADDINGS)}")
-    layers, shape = _cnn_trunk(n, _positive("channels", channels), tuple(strides), kernel, padding, in_channels, None)
-    layers.append(Linear(math.prod(shape), _positive("num_classes", num_classes), relu=False))
+        raise SpecError(f"--padding: unknown padding mode {padding!r}; use one of {', '.join(PADDINGS)}")
+    layers, shape = _cnn_trunk(
+        n, _positive("--channels", channels), tuple(strides), _kernel(kernel), padding, in_channels, None
+    )
+    layers.append(Linear(math.prod(shape), _positive("--classes", num_classes), relu=False))
     opts = {"padding": padding, "channels": channels, "strides": tuple(strides), "kernel": kernel}
     return Spec("strided-cnn", n, (in_channels, n, n), tuple(layers), opts)
 
@@ -196,17 +225,22 @@ def avgpool_cnn_spec(
 
     ``pools`` gives the pooling windows in order (default: each layer's stride).
     """
-    n = _positive("image side n", n)
+    n = _positive("--dims", n)
     if padding not in PADDINGS:
-        raise SpecError(f"unknown padding {padding!r}; use one of {', '.join(PADDINGS)}")
+        raise SpecError(f"--padding: unknown padding mode {padding!r}; use one of {', '.join(PADDINGS)}")
     strides = tuple(strides)
     if pools is None:
         pools = tuple(s for s in strides if s != 1)
-    pools = tuple(_positive("pool window", p) for p in pools)
+    pools = tuple(_positive("--pool-windows", p) for p in pools)
     if len(pools) != sum(1 for s in strides if s != 1):
-        raise SpecError(f"--pools gives {len(pools)} windows for {sum(1 for s in strides if s != 1)} strided layers")
-    layers, shape = _cnn_trunk(n, _positive("channels", channels), strides, kernel, padding, in_channels, pools)
-    layers.append(Linear(math.prod(shape), _positive("num_classes", num_classes), relu=False))
+        raise SpecError(
+            f"--pool-windows: {len(pools)} window(s) for {sum(1 for s in strides if s != 1)} strided layer(s); "
+            "give one window per stride > 1"
+        )
+    layers, shape = _cnn_trunk(
+        n, _positive("--channels", channels), strides, _kernel(kernel), padding, in_channels, pools
+    )
+    layers.append(Linear(math.prod(shape), _positive("--classes", num_classes), relu=False))
     opts = {"padding": padding, "channels": channels, "strides": strides, "kernel": kernel, "pools": pools}
     return Spec("avgpool-cnn", n, (in_channels, n, n), tuple(layers), opts)
 
@@ -228,14 +262,27 @@ def random_dag_spec(
     one out-edge, so every input reaches the logits. The structure is a function of
     ``(seed, d)`` alone.
     """
-    d = _positive("d", d)
-    _positive("max_in_degree", max_in_degree)
+    from graphs.rng import check_seed
+
+    d = _positive("--dims", d)
+    _positive("--max-in-degree", max_in_degree)
     if not 0.0 <= skip_prob <= 1.0:
-        raise SpecError(f"skip_prob must lie in [0, 1], got {skip_prob}")
+        raise SpecError(
+            f"--skip-prob: {skip_prob} is not a probability; give a number in [0, 1], e.g. --skip-prob 0.25"
+        )
+    seed = check_seed(seed, "--dag-seed")
+    widths = [*[_positive("--hidden", w) for w in hidden], _positive("--classes", num_classes)]
+    # Each edge draw is a few numpy calls (~10 us): refuse a structure that would take minutes to draw.
+    expected_draws = sum(widths) * (max_in_degree + 1) / 2
+    if expected_draws > MAX_EDGE_DRAWS:
+        most = max(1, int(2 * MAX_EDGE_DRAWS / sum(widths)) - 1)
+        raise SpecError(
+            f"--max-in-degree: {max_in_degree} means ~{expected_draws:.2g} edge draws for {sum(widths)} neurons "
+            f"(minutes or more); give at most --max-in-degree {most}"
+        )
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), d]))
     sizes = [d]
     layers: list[Layer] = []
-    widths = [*[_positive("width", w) for w in hidden], _positive("num_classes", num_classes)]
     for li, width in enumerate(widths):
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         total = int(offsets[-1])

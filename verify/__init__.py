@@ -259,6 +259,10 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'verify' has no attribute {name!r}")
+    # A user's graphs.py beside their script would otherwise fail deep inside, as "'graphs' is not a package".
+    from verify.installation import require_installation
+
+    require_installation()
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

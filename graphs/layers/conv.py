@@ -58,23 +58,28 @@ class Conv2d(Layer):
         if len(prev) != 3 or prev[0] != self.in_channels:
             raise SpecError(f"layer {index}: convolution expects {self.in_channels} input channels, got shape {prev}")
         if self.padding not in PADDINGS:
-            raise SpecError(f"layer {index}: unknown padding {self.padding!r}; use one of {', '.join(PADDINGS)}")
+            raise SpecError(
+                f"--padding: unknown padding mode {self.padding!r} (layer {index}); use one of {', '.join(PADDINGS)}"
+            )
         if self.kernel < 1 or self.kernel % 2 == 0 or self.stride < 1 or self.dilation < 1:
-            raise SpecError(f"layer {index}: kernel must be odd and positive, stride and dilation positive")
+            raise SpecError(f"layer {index}: --kernel must be odd and positive, --strides and the dilation positive")
         h, w = prev[1], prev[2]
         if self.padding == "reflect" and self.pad >= min(h, w):
             raise SpecError(
-                f"layer {index}: reflect padding {self.pad} needs a side larger than {self.pad}, got {h}; "
-                "use a larger input size or fewer stride-2 layers"
+                f"--padding reflect: layer {index} pads by {self.pad}, which needs a side larger than {self.pad}, "
+                f"got {h}; give larger --dims or fewer stride-2 layers"
             )
         if self.padding == "circular" and self.pad > min(h, w):
             raise SpecError(
-                f"layer {index}: circular padding {self.pad} wraps more than once around a {h}x{w} input; "
-                "use a larger input size or a smaller kernel"
+                f"--padding circular: layer {index} pads by {self.pad}, which wraps more than once around a "
+                f"{h}x{w} input; give larger --dims or a smaller --kernel"
             )
         ho, wo = self._out(h), self._out(w)
         if ho < 1 or wo < 1:
-            raise SpecError(f"layer {index}: a {self.kernel}x{self.kernel} convolution does not fit a {h}x{w} input")
+            raise SpecError(
+                f"--kernel {self.kernel}: layer {index}'s convolution does not fit a {h}x{w} input; "
+                "give a smaller --kernel or larger --dims"
+            )
         return (self.out_channels, ho, wo)
 
     # ------------------------------------------------------------------ weights

@@ -37,7 +37,7 @@ class AvgPool2d(Layer):
         if self.window < 1 or prev[1] % self.window or prev[2] % self.window:
             raise SpecError(
                 f"layer {index}: a {self.window}x{self.window} pooling window does not tile a "
-                f"{prev[1]}x{prev[2]} activation; choose an input side divisible by the product of the windows"
+                f"{prev[1]}x{prev[2]} activation; give --dims divisible by the product of the windows"
             )
         return (prev[0], prev[1] // self.window, prev[2] // self.window)
 

@@ -358,7 +358,7 @@ def test_dilation_keeps_the_size_and_the_parameter_count():
         assert layer.output_shape([(2, 9, 9)], 1) == (4, 9, 9)
         assert layer.weight_shape() == (4, 2, 3, 3)
         assert layer.fan_in() == 18
-    with pytest.raises(SpecError, match="reflect padding 3"):
+    with pytest.raises(SpecError, match="reflect: layer 1 pads by 3"):
         Conv2d(2, 4, 3, 1, "reflect", dilation=3).output_shape([(2, 3, 3)], 1)
 
 

@@ -11,8 +11,9 @@ from graphs.spec import Spec
 
 __all__ = ["MAX_N_BOOT", "check_fit", "check_sampling", "spec_settings"]
 
-# scipy's bootstrap holds n_resamples x draws values per sample: beyond this the resamples
-# alone outgrow a laptop's memory, and 2000 already gives a stable 95% interval.
+# More bootstrap resamples change a 95% interval's ends by less than its Monte Carlo error
+# while costing minutes and gigabytes (scipy holds n_resamples x draws values per sample;
+# verify.memory.bootstrap estimates it).
 MAX_N_BOOT = 1_000_000
 
 
@@ -44,7 +45,7 @@ def spec_settings(specs: Sequence[Spec]) -> dict[str, Any]:
     s0 = specs[0]
     return {
         "arch": s0.family,
-        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.options.items()},
+        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.family_options().items()},
         "dims": [s.dim for s in specs],
         "d": [s.d for s in specs],
     }

@@ -30,6 +30,7 @@ import pandas as pd
 from graphs.errors import InputError
 from graphs.spec import Spec
 from verify.checks.common import check_fit, check_sampling, spec_settings
+from verify.progress import Progress, as_progress
 from verify.results import Claim, Interval, Verdict
 from verify.stats import (
     DEFAULT_LEVEL,
@@ -69,6 +70,9 @@ KEY_COLUMNS = ("norm", "attack", "eps_inf", "eps")
 # (draw, _NORM_CODE[norm], eps index); the codes are part of the published numbers.
 _NORM_CODE = {"inf": 0, "2": 1, "1": 2}
 _GRAM_BUDGET_BYTES = 1 << 27
+# The paper's PGD takes 7 steps and 30 converge on these nets (--help): beyond this a run
+# costs hours per size and measures nothing new.
+MAX_PGD_STEPS = 1000
 _REMARK1 = ("q_term", "grad_l2_sq", "logit_grad_sq", "logit_grad_cos")
 _H = ("H1", "H2", "H3", "H4", "H5")
 
@@ -147,6 +151,11 @@ class FirstOrderConfig:
             raise InputError(f"--dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if self.pgd_steps < 1:
             raise InputError(f"--pgd-steps: {self.pgd_steps} is too small; give an integer >= 1")
+        if self.pgd_steps > MAX_PGD_STEPS:
+            raise InputError(
+                f"--pgd-steps: {self.pgd_steps} steps would cost hours per size (30 already converge, see --help); "
+                f"give at most --pgd-steps {MAX_PGD_STEPS}"
+            )
         if not (math.isfinite(self.pgd_step_size) and self.pgd_step_size > 0):
             raise InputError(
                 f"--pgd-step-size: {self.pgd_step_size} is not a positive number; e.g. --pgd-step-size 0.2"
@@ -732,22 +741,39 @@ class FirstOrderResult:
 
 
 def check_first_order(
-    config: FirstOrderConfig, *, rt=None, progress: bool = False, records: pd.DataFrame | None = None
+    config: FirstOrderConfig,
+    *,
+    rt=None,
+    progress: bool | Progress = False,
+    records: pd.DataFrame | None = None,
 ) -> FirstOrderResult:
     """Run the first-order checks. ``records`` (long format, e.g. from a store) skips the Monte
-    Carlo; ``rt`` is a ``verify.runtime.Runtime`` (default: the CPU, torch's thread setting)."""
+    Carlo; ``rt`` is a ``verify.runtime.Runtime`` (default: the CPU, torch's thread setting);
+    ``progress``: one stderr line per phase (``verify.progress``)."""
+    prog = as_progress(progress, "first-order")
     if records is None:
-        records = measure_first_order(config, rt=rt, progress=progress)
-    lemma2 = lemma2_table(records)
-    limits = pgd_limits(config)
-    reference = {
-        (d, n, a): (limits[d][n] if a == "pgd" else LEMMA2_RATIO) for d in limits for n in config.norms for a in ATTACKS
-    }
-    within = largest_eps_within(lemma2, reference, config.margin)
-    prop3, prop3_order = prop3_tables(records, n_boot=config.n_boot, seed=config.seed)
-    snr = snr_table(records)
-    spread = snr_spread(records, n_boot=config.n_boot, seed=config.seed)
-    remark1 = remark1_table(records, n_boot=config.n_boot, seed=config.seed)
+        what = f"attacks, {config.draws} draws x {config.batch} inputs at {len(config.specs)} size(s)"
+        with prog.phase(what, bars=True):
+            records = measure_first_order(config, rt=rt, progress=prog.enabled)
+    with prog.phase("PGD's linear-model reference"):
+        limits = pgd_limits(config)
+    with prog.phase(f"tables and bootstrap fits ({config.n_boot} resamples)") as ph:
+        ph.step("Lemma 2")
+        lemma2 = lemma2_table(records)
+        reference = {
+            (d, n, a): (limits[d][n] if a == "pgd" else LEMMA2_RATIO)
+            for d in limits
+            for n in config.norms
+            for a in ATTACKS
+        }
+        within = largest_eps_within(lemma2, reference, config.margin)
+        ph.step("Prop. 3")
+        prop3, prop3_order = prop3_tables(records, n_boot=config.n_boot, seed=config.seed)
+        ph.step("Eq. 3 SNR")
+        snr = snr_table(records)
+        spread = snr_spread(records, n_boot=config.n_boot, seed=config.seed)
+        ph.step("Remark 1")
+        remark1 = remark1_table(records, n_boot=config.n_boot, seed=config.seed)
     broken = {s.d: _broken(s) for s in config.specs}
     claims = claims_of(config, lemma2, within, prop3_order, spread, remark1, limits, broken)
     return FirstOrderResult(

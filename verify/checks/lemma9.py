@@ -50,6 +50,7 @@ from graphs.spec import Spec
 from verify.checks.common import spec_settings
 from verify.checks.second_moments import DEFAULT_TOLERANCE, SecondMomentAgreement
 from verify.path_products import random_layers
+from verify.progress import Progress, as_progress
 from verify.results import Claim, Interval, Verdict
 from verify.stats import DEFAULT_N_BOOT, holm, rejection_verdict
 from verify.theory import LEMMA9_HYPOTHESES
@@ -620,26 +621,30 @@ def _exact_claim(spec: Spec, exact: Sequence[ExactSecondMoment]) -> Claim:
 # ----------------------------------------------------------------------------- the check
 
 
-def _check_size(spec: Spec, config: Lemma9Config, rt, progress: bool) -> tuple[Lemma9Size, pd.DataFrame]:
+def _check_size(spec: Spec, config: Lemma9Config, rt, prog: Progress) -> tuple[Lemma9Size, pd.DataFrame]:
     from graphs.dag import to_dag
     from verify.path_products import shared_out_parameters
 
     shared_layers = config.layers_shared(spec)
-    g = to_dag(spec)
-    sampled = _sample(g, config)
-    records = draw_weights(
-        spec,
-        sampled.weights,
-        config.draws,
-        config.seed,
-        init=config.init,
-        shared_layers=shared_layers,
-        rho=config.rho,
-        rt=rt,
-        progress=progress,
-    )
-    values = weight_matrix(records, len(sampled.weights))
-    tests, pure, pure_ok, total_paths = _tests(g, sampled, values, config.alpha)
+    with prog.phase(f"dim {spec.dim}: explicit DAG and sampled paths"):
+        g = to_dag(spec)
+        sampled = _sample(g, config)
+    with prog.phase(f"dim {spec.dim}: {config.draws} weight draws", bars=True):
+        records = draw_weights(
+            spec,
+            sampled.weights,
+            config.draws,
+            config.seed,
+            init=config.init,
+            shared_layers=shared_layers,
+            rho=config.rho,
+            rt=rt,
+            progress=prog.enabled,
+        )
+    with prog.phase(f"dim {spec.dim}: Holm-corrected t-tests, Eq. 13 exactly"):
+        values = weight_matrix(records, len(sampled.weights))
+        tests, pure, pure_ok, total_paths = _tests(g, sampled, values, config.alpha)
+        exact = exact_two_ways(spec, g)
 
     notes = []
     broken = {h for layer in spec.layers for h in layer.hypotheses_broken()}
@@ -654,13 +659,13 @@ def _check_size(spec: Spec, config: Lemma9Config, rt, progress: bool) -> tuple[L
         broken |= {"H4", "H5"}
         notes.append(f"layers {shared_layers[0]} and {shared_layers[1]} share a Gaussian component, rho = {config.rho}")
 
-    exact = exact_two_ways(spec, g)
     claims = [_lemma9_claim(spec, tests, pure_ok, tuple(sorted(broken)), config.alpha), _exact_claim(spec, exact)]
     mc, mc_records = None, None
     if config.mc_draws:
         # The engine draws He weights whatever --init: only the net's own breaks apply.
         structural = tuple(sorted({h for layer in spec.layers for h in layer.hypotheses_broken()}))
-        mc, mc_claim, mc_records = _monte_carlo(spec, config, structural, rt, progress)
+        with prog.phase(f"dim {spec.dim}: engine Monte Carlo, {config.mc_draws} draws", bars=True):
+            mc, mc_claim, mc_records = _monte_carlo(spec, config, structural, rt, prog.enabled)
         claims.append(mc_claim)
     size = Lemma9Size(
         spec=spec,
@@ -684,11 +689,13 @@ def _check_size(spec: Spec, config: Lemma9Config, rt, progress: bool) -> tuple[L
     return size, records
 
 
-def check_lemma9(config: Lemma9Config, *, rt=None, progress: bool = False) -> Lemma9Result:
-    """Run the Lemma 9 check on every size of ``config``. ``rt`` is a ``verify.runtime.Runtime``."""
+def check_lemma9(config: Lemma9Config, *, rt=None, progress: bool | Progress = False) -> Lemma9Result:
+    """Run the Lemma 9 check on every size of ``config``. ``rt`` is a ``verify.runtime.Runtime``;
+    ``progress``: one stderr line per phase and size (``verify.progress``)."""
+    prog = as_progress(progress, "lemma9")
     sizes, frames = [], []
     for spec in config.spec_tuple:
-        size, records = _check_size(spec, config, rt, progress)
+        size, records = _check_size(spec, config, rt, prog)
         sizes.append(size)
         frames.append(records)
     return Lemma9Result(config, tuple(sizes), pd.concat(frames, ignore_index=True))

@@ -16,8 +16,6 @@ and makes three claims of them (``lemma7_claim``, ``lemma8_claim``, ``bounded_cl
 from __future__ import annotations
 
 import math
-import sys
-import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Sequence
@@ -28,6 +26,7 @@ from graphs.errors import InputError
 from graphs.spec import Spec
 from verify.checks.common import spec_settings
 from verify.checks.scaling import HypothesisStatus, SizeStatus, hypothesis_status
+from verify.progress import Progress, as_progress
 from verify.results import Claim, Interval, Verdict
 from verify.settings import EXACT_MAX_EDGES
 from verify.theory import DP_BOUND_RATIO, LEMMA7_TOTAL, LEMMA8_SCALED_PATH_SUM, dp_range_ratios
@@ -35,6 +34,7 @@ from verify.theory import DP_BOUND_RATIO, LEMMA7_TOTAL, LEMMA8_SCALED_PATH_SUM, 
 __all__ = [
     "EXACT_MAX_EDGES",
     "FLOAT_RTOL",
+    "MAX_TRIALS",
     "PathRow",
     "PathsConfig",
     "PathsResult",
@@ -50,6 +50,10 @@ __all__ = [
 # operator form's sums of ~10^5 terms of size ~1/d drift by ~1e-15, a real failure (one path
 # too many or too few) moves them by at least ~1/d^L >> 1e-9 for the nets checked here.
 FLOAT_RTOL = 1e-9
+
+# Each randomised (S) trial multiplies the false-positive bound by eps <= ~1e-10 (graphs.symmetry):
+# beyond this many trials the bound is below any float and the test only costs time.
+MAX_TRIALS = 64
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,11 @@ class PathsConfig:
             raise InputError("two sizes give the same d; give distinct sizes")
         if isinstance(self.trials, bool) or int(self.trials) != self.trials or self.trials < 1:
             raise InputError(f"--trials: {self.trials!r} is not a positive integer; give e.g. --trials 4")
+        if self.trials > MAX_TRIALS:
+            raise InputError(
+                f"--trials: {self.trials} trials; each one multiplies the false-positive bound by ~1e-10 or less, "
+                f"so give at most --trials {MAX_TRIALS} (4 is plenty)"
+            )
         check_seed(self.seed)
         if self.exact:
             for spec in specs:
@@ -386,20 +395,18 @@ class PathsResult:
         return [self.lemma7, self.lemma8, self.bounded]
 
 
-def check_paths(config: PathsConfig, *, progress: bool = False) -> PathsResult:
+def check_paths(config: PathsConfig, *, progress: bool | Progress = False) -> PathsResult:
     """Run the paths check on the CPU in float64 or Fractions (the randomised (S) test needs
-    exact float64 integer arithmetic). ``progress``: one line per size on stderr."""
+    exact float64 integer arithmetic). ``progress``: one stderr line for the phase, updated
+    per size (``verify.progress``)."""
+    prog = as_progress(progress, "paths")
     rows = []
     n = len(config.specs)
-    for i, spec in enumerate(config.specs, start=1):
-        start = time.perf_counter()
-        rows.append(path_row(spec, exact=config.exact, trials=config.trials, seed=config.seed))
-        if progress:
-            print(
-                f"paths: size {i}/{n}, dim {spec.dim} (d = {spec.d}): {time.perf_counter() - start:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+    what = "exact DAG, Fractions" if config.exact else "operator form"
+    with prog.phase(f"path sums, (S) and H3 at {n} size(s) ({what})") as ph:
+        for i, spec in enumerate(config.specs, start=1):
+            ph.step(f"size {i}/{n}, dim {spec.dim} (d = {spec.d:,})")
+            rows.append(path_row(spec, exact=config.exact, trials=config.trials, seed=config.seed))
     hyp = hypothesis_status([r.status for r in rows])
     return PathsResult(
         config,

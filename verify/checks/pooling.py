@@ -44,6 +44,7 @@ from verify.checks.second_moments import (
     per_draw_squares,
     second_moment_agreement,
 )
+from verify.progress import Progress, as_progress
 from verify.results import Claim, Interval, Verdict
 from verify.stats import (
     SlopeFit,
@@ -161,7 +162,12 @@ class PoolingConfig:
 
     def _build(self) -> PoolingSetup:
         opts = self.family_options()
-        base = build_spec("avgpool-cnn", self.dim, **opts)
+        try:
+            base = build_spec("avgpool-cnn", self.dim, **opts)
+        except InputError as exc:
+            if str(exc).startswith("--"):  # it names its flag already
+                raise
+            raise type(exc)(f"--dims {self.dim}: {exc}") from None
         default_windows = _pool_windows(base)
         if not default_windows:
             raise InputError("the net has no pooling layer (every stride is 1); give --strides with a stride > 1")
@@ -440,51 +446,63 @@ def _check_alive(frames: list[pd.DataFrame], names: list[str]) -> None:
 
 
 def check_pooling(
-    config: PoolingConfig, *, rt=None, progress: bool = False, records: pd.DataFrame | None = None
+    config: PoolingConfig,
+    *,
+    rt=None,
+    progress: bool | Progress = False,
+    records: pd.DataFrame | None = None,
 ) -> PoolingResult:
     """Run the pooling check. ``records`` (from ``measure_pooling``, e.g. stored) skips the
-    Monte Carlo; ``rt`` is a ``verify.runtime.Runtime``."""
+    Monte Carlo; ``rt`` is a ``verify.runtime.Runtime``; ``progress``: one stderr line per
+    phase (``verify.progress``)."""
     from graphs.hypotheses import h3_violation_fraction
 
+    prog = as_progress(progress, "pooling")
     s = config.setup
     if records is None:
-        records = measure_pooling(config, rt=rt, progress=progress)
+        nets = len(s.sweep) + 1 + (s.pooled_index is None)
+        with prog.phase(f"Monte Carlo, {config.draws} draws x {config.batch} inputs of {nets} nets", bars=True):
+            records = measure_pooling(config, rt=rt, progress=prog.enabled)
     sweep_frames = [records.loc[(records["net"] == "sweep") & (records["prod_a"] == pa)] for pa in s.prod_a]
     strided_rec = records.loc[records["net"] == "strided"]
     pooled_rec = sweep_frames[s.pooled_index] if s.pooled_index is not None else records.loc[records["net"] == "pooled"]
     names = [f"--pools {k}" for k in config.pools] + ["the strided net", "the pooled net"]
     _check_alive([*sweep_frames, strided_rec, pooled_rec], names)
-    h3 = max(h3_violation_fraction(spec) for spec in s.sweep)
+    exact = []
+    with prog.phase(f"exact side: H3 and Eq. 13's second moments of {len(s.sweep)} nets") as ph:
+        h3 = max(h3_violation_fraction(spec) for spec in s.sweep)
+        for i, spec in enumerate(s.sweep, start=1):
+            ph.step(f"net {i}/{len(s.sweep)}, windows {','.join(map(str, s.windows[i - 1]))}")
+            exact.append(exact_second_moments(spec))
     structural = tuple(sorted({h for spec in s.sweep for layer in spec.layers for h in layer.hypotheses_broken()}))
     broken = _broken(h3, structural)
+    with prog.phase(f"bootstrap fits ({config.n_boot} resamples)"):
+        he = np.array([e["he"] for e in exact])
+        init = np.array([e["init"] for e in exact])
+        prod_a = np.array(s.prod_a)
+        sweep = records.loc[records["net"] == "sweep"]
+        m = config.margin
+        norm = _slope_result(sweep, QUANTITY, THEOREM10_SLOPE, m, 0.5, he, init, prod_a, config, broken)
+        squared = _slope_result(sweep, SQUARED, THEOREM10_SQ_SLOPE, 2 * m, 1.0, he, init, prod_a, config, broken)
 
-    exact = [exact_second_moments(spec) for spec in s.sweep]
-    he = np.array([e["he"] for e in exact])
-    init = np.array([e["init"] for e in exact])
-    prod_a = np.array(s.prod_a)
-    sweep = records.loc[records["net"] == "sweep"]
-    m = config.margin
-    norm = _slope_result(sweep, QUANTITY, THEOREM10_SLOPE, m, 0.5, he, init, prod_a, config, broken)
-    squared = _slope_result(sweep, SQUARED, THEOREM10_SQ_SLOPE, 2 * m, 1.0, he, init, prod_a, config, broken)
-
-    # The squared norm's band is twice the norm's, as for its slope.
-    moments = tuple(
-        second_moment_agreement(spec, f, exact=e, tolerance=2 * m, n_boot=config.n_boot, seed=config.seed)
-        for spec, f, e in zip(s.sweep, sweep_frames, exact)
-    )
-    squares = [per_draw_squares(f) for f in sweep_frames]
-    mean_init = mean_relative_difference(squares, init, variance="init", n_boot=config.n_boot, seed=config.seed)
-    mean_he = mean_relative_difference(squares, he, variance="he", n_boot=config.n_boot, seed=config.seed)
-    moments_claim = agreement_claim(
-        mean_init, tolerance=2 * m, name="second_moments", what="the windows", hypotheses_broken=broken
-    )
-    if s.pooled_index is not None:
-        pooled_moments = moments[s.pooled_index]
-    else:
-        pooled_moments = second_moment_agreement(
-            s.pooled, pooled_rec, tolerance=2 * m, n_boot=config.n_boot, seed=config.seed
+        # The squared norm's band is twice the norm's, as for its slope.
+        moments = tuple(
+            second_moment_agreement(spec, f, exact=e, tolerance=2 * m, n_boot=config.n_boot, seed=config.seed)
+            for spec, f, e in zip(s.sweep, sweep_frames, exact)
         )
-    thm11 = _theorem11(config, strided_rec, pooled_rec, pooled_moments, broken)
+        squares = [per_draw_squares(f) for f in sweep_frames]
+        mean_init = mean_relative_difference(squares, init, variance="init", n_boot=config.n_boot, seed=config.seed)
+        mean_he = mean_relative_difference(squares, he, variance="he", n_boot=config.n_boot, seed=config.seed)
+        moments_claim = agreement_claim(
+            mean_init, tolerance=2 * m, name="second_moments", what="the windows", hypotheses_broken=broken
+        )
+        if s.pooled_index is not None:
+            pooled_moments = moments[s.pooled_index]
+        else:
+            pooled_moments = second_moment_agreement(
+                s.pooled, pooled_rec, tolerance=2 * m, n_boot=config.n_boot, seed=config.seed
+            )
+        thm11 = _theorem11(config, strided_rec, pooled_rec, pooled_moments, broken)
     return PoolingResult(
         config=config,
         h3_fraction=float(h3),

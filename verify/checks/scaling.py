@@ -26,6 +26,7 @@ import pandas as pd
 from graphs.errors import InputError
 from graphs.spec import Spec
 from verify.checks.common import check_fit, check_sampling, spec_settings
+from verify.progress import Progress, as_progress
 from verify.results import Claim, Verdict
 from verify.stats import SlopeFit, band_verdict, fit_power_law, samples_to_settle
 from verify.theory import EPS_INF, SCALING_PREDICTIONS, SCALING_QUANTITIES, Prediction, dp_bounded
@@ -80,7 +81,8 @@ class ScalingConfig:
             raise InputError("two sizes give the same d; give distinct sizes")
         if specs[0].d < 2:
             raise InputError(
-                "d = 1 leaves no dimension to scale (the maximum of one coordinate is no maximum); give sizes with d >= 2"
+                f"--dims: size {specs[0].dim} has d = 1, which leaves no dimension to scale (the maximum of one "
+                "coordinate is no maximum); give sizes with d >= 2"
             )
         if specs[0].num_classes < 2:
             raise InputError(
@@ -264,36 +266,46 @@ def check_scaling(
     config: ScalingConfig,
     *,
     rt=None,
-    progress: bool = False,
+    progress: bool | Progress = False,
     records: pd.DataFrame | None = None,
     status: Sequence[SizeStatus] | None = None,
 ) -> ScalingResult:
     """Run the scaling check. ``records`` (long format, e.g. from a store) skips the Monte
-    Carlo; ``status`` skips the exact side. ``rt`` is a ``verify.runtime.Runtime``."""
+    Carlo; ``status`` skips the exact side. ``rt`` is a ``verify.runtime.Runtime``;
+    ``progress``: one stderr line per phase (``verify.progress``)."""
     from verify.engine import measure
 
+    prog = as_progress(progress, "scaling")
     specs = config.specs
     if status is None:
-        status = [size_status(s) for s in specs]
+        status = []
+        with prog.phase(f"exact side: (S), H3, d*P(x,o) at {len(specs)} sizes") as ph:
+            for i, s in enumerate(specs, start=1):
+                ph.step(f"size {i}/{len(specs)}, dim {s.dim}")
+                status.append(size_status(s))
     hyp = hypothesis_status(status)
     if records is None:
-        records = measure(
-            specs,
-            draws=config.draws,
-            batch=config.batch,
-            seed=config.seed,
-            inputs=config.inputs,
-            eps_inf=config.eps_inf,
-            rt=rt,
-            progress=progress,
-        )
+        what = f"Monte Carlo, {config.draws} draws x {config.batch} inputs at {len(specs)} sizes"
+        with prog.phase(what, bars=True):
+            records = measure(
+                specs,
+                draws=config.draws,
+                batch=config.batch,
+                seed=config.seed,
+                inputs=config.inputs,
+                eps_inf=config.eps_inf,
+                rt=rt,
+                progress=prog.enabled,
+            )
     _check_alive(records, config.quantities)
     results = []
-    for q in config.quantities:
-        pred = SCALING_PREDICTIONS[q]
-        fit = fit_power_law(records, q, "d", n_boot=config.n_boot, seed=config.seed, correction=pred.correction)
-        claim, settle = _claim(pred, fit, hyp, config)
-        results.append(QuantityResult(pred, fit, claim, settle))
+    with prog.phase(f"bootstrap fits of {len(config.quantities)} quantities ({config.n_boot} resamples)") as ph:
+        for i, q in enumerate(config.quantities, start=1):
+            ph.step(f"{i}/{len(config.quantities)}, {q}")
+            pred = SCALING_PREDICTIONS[q]
+            fit = fit_power_law(records, q, "d", n_boot=config.n_boot, seed=config.seed, correction=pred.correction)
+            claim, settle = _claim(pred, fit, hyp, config)
+            results.append(QuantityResult(pred, fit, claim, settle))
     return ScalingResult(config, tuple(status), hyp, tuple(results), records)
 
 

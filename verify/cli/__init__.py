@@ -6,7 +6,9 @@ render the result, write it. Modules import torch and the checks inside ``run`` 
 ``verify --help`` stays fast.
 
 Bad input anywhere (argparse, spec building, the file system) ends in one line on stderr and
-exit status 2, with nothing written.
+exit status 2, with nothing written. So does a ``graphs`` or ``verify`` of the user's that
+shadows the toolkit's (``verify.installation``): this module imports neither ``graphs`` nor
+the commands before checking, so that check can speak.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import shlex
 import signal
 import sys
 import threading
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-from graphs.errors import InputError
-from verify.cli.options import ArgumentParser
+from verify.installation import installation_problem
 from verify.version import __version__
+
+if TYPE_CHECKING:
+    from verify.cli.options import ArgumentParser
 
 __all__ = ["COMMANDS", "Terminated", "build_parser", "entry_point", "main"]
 
@@ -57,6 +61,8 @@ Run `verify COMMAND --help` for each command's options and worked examples.
 
 
 def build_parser() -> ArgumentParser:
+    from verify.cli.options import ArgumentParser
+
     parser = ArgumentParser(
         prog="verify",
         description=(
@@ -113,16 +119,26 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``verify``; returns the exit status (0 ok, 2 bad input, 130 interrupted, 143 SIGTERM)."""
+    problem = installation_problem()
+    if problem is not None:
+        print(f"verify: error: {problem}", file=sys.stderr)
+        return 2
+    from graphs.errors import InputError
+
     try:
         with _sigterm_raises():
             argv = list(sys.argv[1:] if argv is None else argv)
             parser = build_parser()
-            args = parser.parse_args(argv)
+            args, extra = parser.parse_known_args(argv)
+            if extra:
+                # argparse would blame the top-level parser; name the command the flag was given to.
+                where = f"verify {args.command}" if getattr(args, "command", None) else "verify"
+                raise InputError(f"{where}: unrecognized arguments: {' '.join(extra)}; see {where} --help")
             # Reports quote the command that made them; in-process callers have no sys.argv of their own.
             args.command_line = "verify " + shlex.join(argv)
             args.argv = argv
             if not getattr(args, "func", None):
-                raise InputError(f"give a command ({', '.join(COMMANDS)}); see verify --help")
+                raise InputError(f"no COMMAND given; give one of {', '.join(COMMANDS)} (see verify --help)")
             return int(args.func(args) or 0)
     except InputError as exc:
         print(f"verify: error: {exc}", file=sys.stderr)

@@ -59,13 +59,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from verify import memory
     from verify.checks.first_order import FirstOrderConfig, check_first_order
     from verify.report.first_order import render_first_order
 
     timer = opt.Timer()
-    specs = opt.specs_from_args(args, opt.parse_dims(args.dims))
+    dims = opt.parse_dims(args.dims)
     opt.check_sampling_arguments(args)
     opt.check_fit_arguments(args)
+    opt.check_runtime_arguments(args)
+    specs = opt.specs_from_args(args, dims)
     config = FirstOrderConfig(
         tuple(specs),
         eps_inf=tuple(args.eps.split(",")),  # the config parses and validates the numbers
@@ -79,6 +82,17 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         n_boot=args.n_boot,
     )
+    plan = memory.first_order_plan(
+        config.specs,
+        draws=config.draws,
+        batch=config.batch,
+        n_boot=config.n_boot,
+        n_eps=len(config.eps_inf),
+        n_norms=len(config.norms),
+        dtype_bytes=8 if config.dtype == "float64" else 4,
+        labels=[opt.size_label(args, s.dim) for s in config.specs],
+    )
+    opt.check_memory(args, plan, hint="give smaller --dims, --widths or --channels, or a smaller --batch")
     return opt.execute(
         args, config, check_first_order, render_first_order, timer, dtype=config.dtype, store="first-order"
     )

@@ -71,11 +71,26 @@ def _layers(text: str | None) -> tuple[int, ...] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from verify.checks.lemma9 import Lemma9Config, check_lemma9
+    from verify import memory
+    from verify.checks.lemma9 import MC_BATCH, Lemma9Config, check_lemma9
     from verify.report.lemma9 import render_lemma9
 
     timer = opt.Timer()
-    specs = opt.specs_from_args(args, opt.parse_dims(args.dims))
+    dims = opt.parse_dims(args.dims)
+    opt.check_runtime_arguments(args)
+    specs = opt.specs_from_args(args, dims)
+    # Before the config: it counts each net's edges through its in-degree maps.
+    plan = memory.lemma9_plan(
+        specs,
+        draws=args.draws,
+        max_inputs=args.max_inputs,
+        max_paths=args.max_paths,
+        max_pairs=args.max_pairs,
+        mc_draws=args.mc_draws,
+        mc_batch=MC_BATCH,
+        labels=[opt.size_label(args, s.dim) for s in specs],
+    )
+    opt.check_memory(args, plan, hint="give smaller --dims, fewer --draws, --max-paths or --max-pairs")
     names = ("draws", "seed", "init", "rho", "max_inputs", "max_paths", "max_pairs", "alpha", "mc_draws")
     config = Lemma9Config(
         tuple(specs), shared_layers=_layers(args.shared_layers), **{k: getattr(args, k) for k in names}

@@ -27,15 +27,20 @@ __all__ = [
     "Timer",
     "add_arch_arguments",
     "add_fit_arguments",
+    "add_memory_argument",
     "add_output_arguments",
     "add_runtime_arguments",
     "add_sampling_arguments",
     "check_fit_arguments",
+    "check_memory",
+    "check_runtime_arguments",
     "check_sampling_arguments",
     "family_options",
+    "memory_limit",
     "parse_dims",
     "positive_int",
     "run_info",
+    "size_label",
     "specs_from_args",
 ]
 
@@ -90,8 +95,10 @@ def add_arch_arguments(
         + "; ".join(f"{n} ({FAMILIES[n].summary}; --dims gives the {FAMILIES[n].size})" for n in allowed),
     )
     groups: dict[tuple[str, ...], argparse._ArgumentGroup] = {}
-    for flag, (opt, fams) in _flag_table().items():
-        fams = [f for f in fams if f in allowed]
+    table = [(flag, opt, [f for f in fams if f in allowed]) for flag, (opt, fams) in _flag_table().items()]
+    # The options every family shares come first, then each family's own, in declaration order.
+    table.sort(key=lambda row: len(row[2]) != len(allowed))
+    for flag, opt, fams in table:
         if not fams:
             continue
         key = tuple(fams)
@@ -163,12 +170,82 @@ def parse_dims(text: str, *, at_least: int = 1, flag: str = "--dims") -> list[in
     return dims
 
 
-def specs_from_args(args: argparse.Namespace, dims: Sequence[int]) -> list:
-    """One spec per size; every one is built (hence validated) before any work."""
+def specs_from_args(args: argparse.Namespace, dims: Sequence[int], *, flag: str = "--dims") -> list:
+    """One spec per size; every one is built (hence validated) before any work. A family whose
+    building itself allocates (a random DAG's masks) is checked against the memory first."""
     from graphs.spec import build_spec
+    from verify import memory
 
     opts = family_options(args)
-    return [build_spec(args.arch, n, **opts) for n in dims]
+    specs = []
+    for n in dims:
+        if args.arch == "random-dag":
+            need = memory.random_dag_build(n, opts, size_label(args, n, flag))
+            check_memory(args, memory.Plan((need,)), hint=f"give smaller {flag} or --hidden")
+        specs.append(build_spec(args.arch, n, **opts))
+    return specs
+
+
+def size_label(args: argparse.Namespace, dim: int | str, flag: str = "--dims") -> str:
+    """A size in command-line words: ``--dims 4096`` and the family flags given with it
+    (``--channels 100000``), so a refusal names what to change."""
+    words = [f"{flag} {dim}"]
+    for opt_flag, (opt, _) in _flag_table().items():
+        value = getattr(args, _dest(opt), None)
+        if value is not None:
+            words.append(f"{opt_flag} {value}")
+    return " ".join(words)
+
+
+def add_memory_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--max-memory: the memory a run may use (default: what the machine has available)."""
+    parser.add_argument(
+        "--max-memory",
+        default=None,
+        metavar="SIZE",
+        help="refuse a run whose estimated peak memory (the whole process) exceeds SIZE, e.g. 64G "
+        "(default: the memory available now; verify/memory.py says how it is estimated)",
+    )
+
+
+def memory_limit(args: argparse.Namespace) -> int | None:
+    """``--max-memory`` in bytes (None: what the machine has); a one-line InputError otherwise."""
+    from verify.memory import parse_bytes
+
+    text = getattr(args, "max_memory", None)
+    return None if text is None else parse_bytes(text)
+
+
+def check_memory(args: argparse.Namespace, plan, *, hint: str = "give smaller --dims") -> None:
+    """Refuse ``plan`` (a ``verify.memory.Plan``) in one line when it cannot fit: on the host,
+    and on the GPU where the command's ``--device`` resolves to CUDA."""
+    from verify import memory
+
+    limit = memory_limit(args)
+    on_device, device_limit = False, None
+    if getattr(args, "device", "cpu") in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            on_device = True
+            device_limit = limit if limit is not None else int(torch.cuda.mem_get_info()[0])
+    memory.check_plan(plan, limit=limit, on_device=on_device, device_limit=device_limit, hint=hint)
+
+
+def check_runtime_arguments(args: argparse.Namespace) -> None:
+    """--threads within what the machine can run, --max-memory a size (before any work)."""
+    import os
+
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if threads < 1:
+            raise InputError(f"--threads: {threads} is not positive; give e.g. --threads 1")
+        if threads > 4 * cores:
+            raise InputError(
+                f"--threads: {threads} threads on {cores} core(s) would only contend; give at most --threads {4 * cores}"
+            )
+    memory_limit(args)
 
 
 def positive_int(flag: str, value: int, least: int = 1, why: str = "") -> int:
@@ -195,7 +272,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, *, draws: int, batch
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, *, threads: int | None = None) -> None:
-    """--device and --threads."""
+    """--device, --threads and --max-memory."""
     from verify.settings import DEVICES
 
     g = parser.add_argument_group("runtime")
@@ -209,6 +286,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, *, threads: int | Non
         if threads is None
         else f"torch CPU threads (default {threads})",
     )
+    add_memory_argument(g)
 
 
 def check_sampling_arguments(args: argparse.Namespace) -> None:
@@ -301,11 +379,12 @@ def execute(
 
     from verify.cli import storage
     from verify.montecarlo import show_progress
+    from verify.progress import Progress
     from verify.report import check_out_dir, json_text, write_rendered
     from verify.runtime import runtime
 
     out_dir = check_out_dir(args.out_dir)
-    progress = show_progress(args.json)
+    progress = Progress(f"verify {args.command}", show_progress(args.json))
     recording = (
         storage.recording(args, store, settings=config.settings()) if store is not None else contextlib.nullcontext()
     )
@@ -315,8 +394,9 @@ def execute(
     ):
         result = check(config, rt=rt, progress=progress) if takes_runtime else check(config, progress=progress)
         info = run_info(args, rt, timer, dtype=dtype, settings=config.settings())
-    rendered = render(result, info)
-    paths = write_rendered(out_dir, rendered)
+    with progress.phase("report and plots"):
+        rendered = render(result, info)
+        paths = write_rendered(out_dir, rendered)
     if args.json:
         print(json_text(rendered.json))
     else:

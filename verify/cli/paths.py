@@ -49,17 +49,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--trials", type=int, default=4, help="trials of the randomised (S) test (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the randomised (S) test (default 0)")
+    opt.add_memory_argument(parser)
     opt.add_output_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    from verify import memory
     from verify.checks.paths import PathsConfig, check_paths
     from verify.report.paths import render_paths
 
     timer = opt.Timer()
-    specs = opt.specs_from_args(args, opt.parse_dims(args.dims))
+    dims = opt.parse_dims(args.dims)
+    opt.check_runtime_arguments(args)
+    specs = opt.specs_from_args(args, dims)
+    labels = {s.dim: opt.size_label(args, s.dim) for s in specs}
+    # Before the config: its --exact edge count walks the net's in-degree maps.
+    plan = memory.paths_plan(specs, exact=args.exact, labels=[labels[s.dim] for s in specs])
+    opt.check_memory(args, plan, hint="give smaller --dims or --channels" + (", or drop --exact" if args.exact else ""))
     config = PathsConfig(tuple(specs), exact=args.exact, trials=args.trials, seed=args.seed)
     # CPU only: the randomised (S) test relies on exact float64 integer arithmetic there.
     dtype = "fraction" if args.exact else "float64"

@@ -77,6 +77,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from graphs.errors import InputError
     from graphs.families import int_tuple
+    from verify import memory
     from verify.checks.pooling import PoolingConfig, check_pooling
     from verify.report.pooling import render_pooling
 
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     others = family.pop("pools", None)
     opt.check_sampling_arguments(args)
     opt.check_fit_arguments(args)
+    opt.check_runtime_arguments(args)
     config = PoolingConfig(
         dim=dims[0],
         pools=int_tuple(args.pools, "--pools"),
@@ -105,4 +107,11 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
         **family,
     )
+    setup = config.setup
+    nets = (*setup.sweep, setup.strided)
+    labels = [f"{opt.size_label(args, config.dim)} --pools {w[0]}" for w in setup.windows] + [
+        f"{opt.size_label(args, config.dim)} (strided net)"
+    ]
+    plan = memory.pooling_plan(nets, draws=config.draws, batch=config.batch, n_boot=config.n_boot, labels=labels)
+    opt.check_memory(args, plan, hint="give a smaller --dims or --channels, or fewer --draws")
     return opt.execute(args, config, check_pooling, render_pooling, timer, store="pooling")

@@ -84,20 +84,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from verify import memory
     from verify.checks.scaling import ScalingConfig, check_scaling
     from verify.report.scaling import render_scaling
     from verify.theory import SCALING_QUANTITIES
 
     timer = opt.Timer()
     dims = opt.parse_dims(args.dims, at_least=2)
+    opt.check_sampling_arguments(args)
+    opt.check_fit_arguments(args)
+    opt.check_runtime_arguments(args)
     specs = opt.specs_from_args(args, dims)
     quantities = (
         tuple(q.strip() for q in args.quantities.split(",") if q.strip())
         if args.quantities is not None
         else SCALING_QUANTITIES
     )
-    opt.check_sampling_arguments(args)
-    opt.check_fit_arguments(args)
     config = ScalingConfig(
         tuple(specs),
         draws=args.draws,
@@ -109,4 +111,12 @@ def run(args: argparse.Namespace) -> int:
         margin=args.margin,
         n_boot=args.n_boot,
     )
+    plan = memory.scaling_plan(
+        config.specs,
+        draws=config.draws,
+        batch=config.batch,
+        n_boot=config.n_boot,
+        labels=[opt.size_label(args, s.dim) for s in config.specs],
+    )
+    opt.check_memory(args, plan, hint="give smaller --dims, --channels or --widths, or fewer --draws")
     return opt.execute(args, config, check_scaling, render_scaling, timer, store="scaling")

@@ -1,9 +1,10 @@
 """Figures: matplotlib without pyplot, so importing or running a check never changes the
 user's backend or global state; plus the log-log panel every power-law plot uses.
 
-Axes are labelled for reading numbers off: every log axis gets two to five ticks at round
-values inside its range (a narrow range, such as a gradient norm between 1.2 and 1.9, still
-gets labels), and the x ticks sit at the measured sizes, rotated when there are many.
+Axes are labelled for reading numbers off: every log axis gets two to six ticks at round
+values spread over its range (a narrow range, such as a gradient norm between 1.2 and 1.9,
+still gets labels), and the x ticks sit at the measured sizes, rotated when their labels
+would not fit side by side.
 """
 
 from __future__ import annotations
@@ -27,30 +28,53 @@ def new_figure(
     return fig, axes
 
 
+# Mantissa sets for log-axis ticks, sparsest first: decades, then ever finer round numbers.
+_MANTISSAS = (
+    (1.0,),
+    (1.0, 3.0),
+    (1.0, 2.0, 5.0),
+    (1.0, 2.0, 3.0, 5.0),
+    (1.0, 1.5, 2.0, 3.0, 5.0, 7.0),
+    (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0),
+)
+# A tick set must span this share of the axis (in log scale): labels only at the top of a panel
+# leave the lower points unreadable.
+_MIN_COVER = 0.6
+
+
 def log_ticks(lo: float, hi: float, *, max_ticks: int = 6) -> list[float]:
-    """Round tick values inside ``[lo, hi]`` (both > 0) for a log axis, at least three when
-    the range allows: decades or 1-3 or 1-2-5 steps over ranges wider than a factor 3,
-    evenly spaced round numbers (``MaxNLocator``) over narrower ones."""
+    """Round tick values inside ``[lo, hi]`` (both > 0) for a log axis: the sparsest set of
+    round numbers (decades, 1-3, 1-2-5, 1-2-3-5, 1-1.5-2-3-5-7, ... per decade) with at least three
+    ticks spanning 60% of the axis in log scale, so every part of the panel has a label near
+    it; evenly spaced round numbers (``MaxNLocator``) over ranges too narrow for any."""
     from matplotlib.ticker import MaxNLocator
 
     if not (lo > 0 and hi > lo):
         return [lo] if lo > 0 else []
+    span = math.log(hi / lo)
     best: list[float] = []
-    if hi / lo >= 3:
-        for mantissas in ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0)):
-            ticks = [
-                m * 10.0**e
-                for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
-                for m in mantissas
-                if lo <= m * 10.0**e <= hi
-            ]
-            if len(ticks) >= 3:
-                return _thin(ticks, max_ticks)
-            best = max(best, ticks, key=len)
-    linear = [
-        float(v) for v in MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi) if lo <= v <= hi and v > 0
-    ]
-    ticks = max(best, linear, key=len)
+    best_cover = -1.0
+    for mantissas in _MANTISSAS:
+        decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+        ticks = _thin(
+            [v for e in decades for m in mantissas if lo <= (v := float(f"{m * 10.0**e:.6g}")) <= hi], max_ticks
+        )
+        cover = math.log(ticks[-1] / ticks[0]) / span if len(ticks) >= 2 else 0.0
+        if len(ticks) >= 3 and cover >= _MIN_COVER:
+            return ticks
+        if len(ticks) >= 2 and cover > best_cover:
+            best, best_cover = ticks, cover
+    linear: list[float] = []
+    for nbins in (4, 6, 8):  # evenly spaced round numbers, at least three when the range allows
+        linear = [
+            float(f"{v:.6g}")
+            for v in MaxNLocator(nbins=nbins, steps=[1, 2, 5, 10]).tick_values(lo, hi)
+            if lo <= v <= hi and v > 0
+        ]
+        if len(linear) >= 3:
+            break
+    linear_cover = math.log(linear[-1] / linear[0]) / span if len(linear) >= 2 else 0.0
+    ticks = linear if linear_cover > best_cover else best
     return ticks if len(ticks) >= 2 else [float(f"{lo:.3g}"), float(f"{hi:.3g}")]
 
 
@@ -62,9 +86,10 @@ def _thin(ticks: list[float], max_ticks: int) -> list[float]:
 
 
 def _fmt(v: float) -> str:
+    # Ticks are round numbers by construction: print them exactly (1.375 is not "1.38").
     if v >= 1e5 or v < 1e-3:
-        return f"{v:.2g}"
-    return f"{v:.3g}"
+        return f"{v:.3g}"
+    return f"{v:.6g}"
 
 
 def label_log_axes(ax, xs: Sequence[float] | np.ndarray | None = None) -> None:

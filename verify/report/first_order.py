@@ -337,7 +337,7 @@ def render_first_order(result: FirstOrderResult, run: RunInfo) -> Rendered:
     s0 = specs[0]
     stem = f"first-order-{s0.family}"
     png = f"{stem}.png"
-    opts = ", ".join(f"{k}={v}" for k, v in s0.options.items())
+    opts = ", ".join(f"{k}={v}" for k, v in s0.family_options().items())
     lines = [
         f"# First-order checks: {s0.family}",
         "",

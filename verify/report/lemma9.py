@@ -95,7 +95,7 @@ def _intro(result: Lemma9Result) -> list[str]:
 def _settings(result: Lemma9Result, run: RunInfo) -> list[str]:
     cfg = result.config
     s0 = cfg.spec_tuple[0]
-    opts = ", ".join(f"{k}={v}" for k, v in s0.options.items())
+    opts = ", ".join(f"{k}={v}" for k, v in s0.family_options().items())
     lines = [
         "## Settings",
         "",

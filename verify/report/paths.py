@@ -172,7 +172,7 @@ def render_paths(result: PathsResult, run: RunInfo) -> Rendered:
     stem = f"paths-{s0.family}"
     figure = paths_heatmap(result)
     png = f"{stem}.png" if figure is not None else None
-    opts = ", ".join(f"{k}={v}" for k, v in s0.options.items())
+    opts = ", ".join(f"{k}={v}" for k, v in s0.family_options().items())
     symmetry_method = (
         "exact path-degree polynomials on the DAG"
         if cfg.exact

@@ -72,7 +72,7 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
     s0 = specs[0]
     stem = f"scaling-{s0.family}"
     png = f"{stem}.png"
-    opts = ", ".join(f"{k}={v}" for k, v in s0.options.items())
+    opts = ", ".join(f"{k}={v}" for k, v in s0.family_options().items())
     hyp = result.hypotheses
     lines = [
         f"# Scaling with input dimension: {s0.family}",

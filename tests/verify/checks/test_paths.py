@@ -134,11 +134,14 @@ def test_lemma7_is_exact_on_random_dags(d, hidden, dag_seed):
     assert result.lemma8.verdict is expected
 
 
-def test_progress_is_one_line_per_size(capsys):
+def test_progress_is_one_line_updated_per_size(capsys):
     check_paths(PathsConfig(tuple(build_spec("dense", d, widths=(3,)) for d in (2, 3, 4))), progress=True)
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 3
-    assert lines[0].startswith("paths: size 1/3, dim 2")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1  # one line, rewritten in place as the sizes go by
+    assert "size 3/3, dim 4" in err
+    final = err.rsplit("\r\033[K", 1)[-1]
+    assert final.startswith("paths: path sums, (S) and H3 at 3 size(s) (operator form): ")
+    assert final.endswith(" s\n")
 
 
 # ------------------------------------------------------------------ verdict rules on synthetic rows
@@ -240,7 +243,7 @@ def test_config_settings():
     config = PathsConfig((_cnn(16), _cnn(8)), trials=2, seed=5)
     assert config.settings() == {
         "arch": "strided-cnn",
-        "options": {"padding": "zeros", "channels": 4, "strides": [1, 2, 2], "kernel": 3},
+        "options": {"padding": "zeros", "channels": 4, "strides": [1, 2, 2], "kernel": 3, "num_classes": 10},
         "dims": [8, 16],
         "d": [192, 768],
         "exact": False,

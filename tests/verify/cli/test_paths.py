@@ -69,7 +69,7 @@ def test_exact_random_dag_matches_operator_form(tmp_path, capsys):
 
 
 def test_terminal_table_and_progress(tmp_path, capsys, monkeypatch):
-    # a terminal gets one progress line per size
+    # a terminal gets one progress line per phase (path sums, then report and plots)
     monkeypatch.setattr(verify.montecarlo, "show_progress", lambda quiet=False: not quiet)
     argv = ["paths", "--arch", "avgpool-cnn", "--dims", "8", *SMALL_CNN, "--padding", "circular"]
     assert main([*argv, "--out-dir", str(tmp_path)]) == 0
@@ -78,8 +78,10 @@ def test_terminal_table_and_progress(tmp_path, capsys, monkeypatch):
     assert "report:" in captured.out
     assert "Lemma 8 / (S): " in captured.out
     assert "paths-avgpool-cnn.png" in captured.out
-    assert captured.err.count("\n") == 1
-    assert captured.err.startswith("paths: size 1/1, dim 8")
+    assert captured.err.count("\n") == 2
+    lines = [line.rsplit("\r\033[K", 1)[-1] for line in captured.err.split("\n") if line]
+    assert lines[0].startswith("verify paths: path sums, (S) and H3 at 1 size(s)")
+    assert lines[1].startswith("verify paths: report and plots: ")
 
 
 def test_symmetric_net(tmp_path, capsys):

@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 
+from tests.gfm import assert_tables_render
 from verify.cli import main
 from verify.theory import SCALING_QUANTITIES
 
@@ -69,6 +70,7 @@ def test_json_envelope_report_and_plot(tmp_path, capsys):
         assert c["hypotheses_broken"] == []  # dense nets satisfy (H) and (S) exactly
     assert sum(out["verdicts"].values()) == len(SCALING_QUANTITIES)
     report = (tmp_path / "scaling-dense.md").read_text()
+    assert_tables_render(report)
     for text in (
         "## Settings",
         "wall time",
@@ -118,6 +120,7 @@ def test_broken_hypotheses_are_stated_next_to_the_verdicts(tmp_path, capsys):
     assert len(rows) == 2
     assert all("| H3 |" in row for row in rows)
     assert "padding=zeros" in report
+    assert_tables_render(report)
 
 
 def test_dims_order_does_not_matter(tmp_path, capsys):

@@ -9,6 +9,7 @@ import sys
 import matplotlib
 import pytest
 
+from tests.gfm import assert_tables_render
 from tests.verify.checks.test_first_order import _config, _synthetic
 from verify.checks.first_order import check_first_order
 from verify.report import json_text
@@ -126,3 +127,7 @@ def test_figure_has_both_attack_panels(rendered):
     assert any("one-step" in t for t in titles)
     assert any("PGD" in t for t in titles)
     assert fig.legends, "the data legend sits below the panels"
+
+
+def test_tables_render_on_github(rendered):
+    assert_tables_render(rendered[1].markdown)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from graphs.spec import build_spec
+from tests.gfm import assert_tables_render
 from verify.checks.lemma9 import Lemma9Config, check_lemma9
 from verify.report.lemma9 import render_lemma9
 from verify.report.writer import json_text
@@ -93,3 +94,8 @@ def test_planted_failure_report(shared_result):
     assert out["shared_layers"] == [1, 2]
     assert "monte_carlo" not in out["results"][0]
     assert "Lemma 9 inconsistent (as expected)" in rendered.summary
+
+
+def test_tables_render_on_github(he_result, shared_result):
+    for result in (he_result, shared_result):
+        assert_tables_render(render_lemma9(result, RUN).markdown)

@@ -37,10 +37,21 @@ def test_numbers():
 
 
 @pytest.mark.parametrize(
-    ("lo", "hi"), [(1.2, 1.9), (0.65, 1.4), (1e-3, 3e-1), (0.05, 0.09), (10, 1e5), (1.01, 1.02), (0.0018, 0.012)]
+    ("lo", "hi"),
+    [(1.2, 1.9), (0.65, 1.4), (1e-3, 3e-1), (0.05, 0.09), (10, 1e5), (1.01, 1.02), (0.0018, 0.012), (1.397, 1.49)],
 )
 def test_log_ticks_label_every_range(lo, hi):
     ticks = log_ticks(lo, hi)
-    assert len(ticks) >= 2
+    assert len(ticks) >= 3
     assert all(lo <= t <= hi for t in ticks)
     assert ticks == sorted(ticks)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0.205, 0.9), (0.025, 0.16), (0.065, 0.32), (4, 25), (1e-6, 1e3), (0.3, 1.1)])
+def test_log_ticks_spread_over_wide_ranges(lo, hi):
+    """Labels over most of the axis (log scale), not bunched at one end: a point at the bottom
+    of a panel must have a labelled tick near it."""
+    ticks = log_ticks(lo, hi)
+    assert len(ticks) >= 3
+    assert math.log(ticks[-1] / ticks[0]) >= 0.6 * math.log(hi / lo)
+    assert all(float(f"{t:.3g}") == t for t in ticks)  # round numbers, no float noise

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from graphs.spec import build_spec
+from tests.gfm import assert_tables_render
 from verify.checks.paths import PathsConfig, check_paths
 from verify.report import json_text
 from verify.report.paths import centred_ticks, render_paths
@@ -136,3 +137,9 @@ def test_centred_ticks():
     assert all(t - 0.012 > 0.15 * (1 - 0.012) for t in below[1:])
     assert all(5.888 - t > 0.15 * (5.888 - 1) for t in above[:-1])
     assert centred_ticks(1.0, 1.0) == [1.0]
+
+
+def test_tables_render_on_github(cnn_result):
+    assert_tables_render(render_paths(cnn_result, RUN).markdown)
+    specs = tuple(build_spec("random-dag", d, hidden=(4, 4)) for d in (4, 6))
+    assert_tables_render(render_paths(check_paths(PathsConfig(specs, exact=True)), RUN).markdown)

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from tests.gfm import assert_tables_render
 from verify.checks.pooling import PoolingConfig, check_pooling
 from verify.report.pooling import pooling_figure, render_pooling
 from verify.report.writer import figure_png, json_text
@@ -159,3 +160,7 @@ def test_figure_has_three_readable_panels(result):
 def test_summary_lists_the_claims(rendered):
     for name in ("logit_grad_l2", "second_moments", "theorem11_ratio"):
         assert name in rendered.summary
+
+
+def test_tables_render_on_github(rendered):
+    assert_tables_render(rendered.markdown)
