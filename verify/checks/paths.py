@@ -75,6 +75,19 @@ class PathsConfig:
         if isinstance(self.trials, bool) or int(self.trials) != self.trials or self.trials < 1:
             raise InputError(f"--trials: {self.trials!r} is not a positive integer; give e.g. --trials 4")
         check_seed(self.seed)
+        from graphs.spec import exact_view, obstacles_text
+
+        views = []
+        for spec in specs:
+            view, obstacles = exact_view(spec)
+            if view is None:
+                raise InputError(
+                    f"paths needs the exact side, which {spec.family} at dim {spec.dim} lacks: {obstacles_text(obstacles)} "
+                    "(verify scaling still runs its Monte Carlo)"
+                )
+            views.append(view)
+        specs = tuple(views)
+        object.__setattr__(self, "specs", specs)
         if self.exact:
             for spec in specs:
                 edges = spec_edge_count(spec)
