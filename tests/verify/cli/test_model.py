@@ -158,3 +158,8 @@ def test_first_order_refuses_batch_statistics(nets, tmp_path, capsys):
     argv = ["first-order", "--model", f"{nets}:bn_mlp", "--input-shape", "vector", "--mode", "train", "--dims", "8,16"]
     assert main([*argv, "--out-dir", str(tmp_path / "o")]) == 2
     assert "batch statistics couple the samples" in capsys.readouterr().err
+
+
+def test_pooling_says_what_to_run_for_a_model(capsys, tmp_path):
+    assert main(["pooling", "--model", "x.py:f", "--out-dir", str(tmp_path / "o")]) == 2
+    assert "verify scaling --model x.py:f" in capsys.readouterr().err
