@@ -114,17 +114,18 @@ class CompareConfig:
         if len(set(self.archs)) != len(self.archs):
             raise InputError("--archs: an architecture is given twice")
         parsed = tuple(parse_arch(a) for a in self.archs)
-        specs = []
-        for label, name, opts in parsed:
+
+        def build(label: str, name: str, opts: dict) -> tuple[Spec, ...]:
             try:
                 if name == "model":
                     from verify.usermodel import UserModel, model_specs
 
-                    specs.append(tuple(model_specs(UserModel(opts["ref"]), list(self.dims))))
-                else:
-                    specs.append(tuple(build_spec(name, n, **opts) for n in self.dims))
+                    return tuple(model_specs(UserModel(opts["ref"]), list(self.dims)))
+                return tuple(build_spec(name, n, **opts) for n in self.dims)
             except InputError as exc:
                 raise type(exc)(f"--archs {label}: {exc}") from None
+
+        specs = [build(*p) for p in parsed]
         object.__setattr__(self, "parsed", parsed)
         object.__setattr__(self, "specs", tuple(specs))
         for s in specs:  # validates sizes, draws, batch, margin as the scaling check does

@@ -65,22 +65,19 @@ def render_compare(result: CompareResult, run: RunInfo) -> Rendered:
     cfg = result.config
     archs = result.archs
     dims = ", ".join(str(n) for n in cfg.dims)
-    rows = []
-    for a in archs:
-        rows.append(
-            [
-                a.label,
-                _slope_cell(a, "vuln_linf"),
-                _slope_cell(a, "vuln_l2"),
-                f"{signed(a.fit('logit_grad_l2').slope)} {interval_text(a.fit('logit_grad_l2').interval)}",
-                signed(a.eq13_slope) if a.eq13_slope is not None else "n/a",
-                signed(0.5 + a.eq13_slope) if a.eq13_slope is not None else "n/a",
-                consistent_with_sqrt_d(a),
-                hypotheses_cell(a.scaling.hypotheses.broken)
-                if a.scaling.hypotheses.exact
-                else "unknown (no exact side)",
-            ]
-        )
+    rows = [
+        [
+            a.label,
+            _slope_cell(a, "vuln_linf"),
+            _slope_cell(a, "vuln_l2"),
+            f"{signed(a.fit('logit_grad_l2').slope)} {interval_text(a.fit('logit_grad_l2').interval)}",
+            signed(a.eq13_slope) if a.eq13_slope is not None else "n/a",
+            signed(0.5 + a.eq13_slope) if a.eq13_slope is not None else "n/a",
+            consistent_with_sqrt_d(a),
+            hypotheses_cell(a.scaling.hypotheses.broken) if a.scaling.hypotheses.exact else "unknown (no exact side)",
+        ]
+        for a in archs
+    ]
     hyp_rows = []
     for a in archs:
         h = a.scaling.hypotheses
@@ -117,10 +114,14 @@ def render_compare(result: CompareResult, run: RunInfo) -> Rendered:
         "## Settings",
         "",
         *run_header(run),
-        f"- sizes: image sides {dims} (d = 3 n^2); {cfg.draws} He weight draws per size and architecture, "
-        f"{cfg.batch} standard normal inputs per draw",
-        f"- budget: eps_inf = {cfg.eps_inf:g}, eps_p = eps_inf d^(1/p); fit: least squares on log-means, 95% BCa "
-        f"bootstrap over draws ({cfg.n_boot} resamples), margin +-{cfg.margin:g}",
+        (
+            f"- sizes: image sides {dims} (d = 3 n^2); {cfg.draws} He weight draws per size and architecture, "
+            f"{cfg.batch} standard normal inputs per draw"
+        ),
+        (
+            f"- budget: eps_inf = {cfg.eps_inf:g}, eps_p = eps_inf d^(1/p); fit: least squares on log-means, 95% BCa "
+            f"bootstrap over draws ({cfg.n_boot} resamples), margin +-{cfg.margin:g}"
+        ),
         (
             "- the default options are narrower than the families' own (16 channels, a ResNet of width 8 with one "
             "block per stage, a ViT with 8x8 patches and width 32) so that the whole comparison runs in a few "
@@ -145,11 +146,13 @@ def render_compare(result: CompareResult, run: RunInfo) -> Rendered:
             rows,
         ).rstrip("\n"),
         "",
-        "Predicted: +0.5 for both vulnerabilities, 0 for E||d_x f||_2 (Theorem 5; Theorems 4/5 with (S) or "
-        "Corollary 6's (S-bounded) for vuln_linf). 'consistent with sqrt(d)': yes when both vulnerability verdicts "
-        "are consistent, no when one is inconsistent. 'vuln_l2 slope Eq. 13 implies' is 1/2 plus the slope of "
-        "sqrt(E||d_x f||^2) under (H) with the initialisation's variances (exact, no Monte Carlo): where it is not "
-        "+0.5, the exact side already says why the net departs from sqrt(d).",
+        (
+            "Predicted: +0.5 for both vulnerabilities, 0 for E||d_x f||_2 (Theorem 5; Theorems 4/5 with (S) or "
+            "Corollary 6's (S-bounded) for vuln_linf). 'consistent with sqrt(d)': yes when both vulnerability verdicts "
+            "are consistent, no when one is inconsistent. 'vuln_l2 slope Eq. 13 implies' is 1/2 plus the slope of "
+            "sqrt(E||d_x f||^2) under (H) with the initialisation's variances (exact, no Monte Carlo): where it is not "
+            "+0.5, the exact side already says why the net departs from sqrt(d)."
+        ),
         "",
         VERDICT_RULE.format(margin=cfg.margin),
         "",
@@ -191,8 +194,10 @@ def render_compare(result: CompareResult, run: RunInfo) -> Rendered:
         "",
         "![every architecture on shared log axes](compare.png)",
         "",
-        "Means with 95% error bars, each architecture's fitted power law (slope in the legend), and the theorems' slope "
-        "(dotted) through the geometric mean of the smallest size's means.",
+        (
+            "Means with 95% error bars, each architecture's fitted power law (slope in the legend), and the theorems' slope "
+            "(dotted) through the geometric mean of the smallest size's means."
+        ),
         "",
     ]
     payload = {

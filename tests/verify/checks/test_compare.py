@@ -74,7 +74,8 @@ def test_eq13_slope_of_a_global_average_pooling_head_is_minus_one_half():
             for n in dims
         ]
         values, obstacles = eq13_values(specs)
-        assert obstacles == () and values is not None
+        assert obstacles == ()
+        assert values is not None
         fitted = ols_slope([math.log(s.d) for s in specs], [0.5 * math.log(v) for v in values])[0]
         assert fitted == pytest.approx(slope, abs=1e-9)
 
@@ -82,7 +83,8 @@ def test_eq13_slope_of_a_global_average_pooling_head_is_minus_one_half():
 def test_eq13_has_no_value_with_batch_statistics_max_pooling_or_attention():
     for name, n, opts in (("paper-net", 32, {"channels": 2}), ("vit", 8, {"patch": 4})):
         values, obstacles = eq13_values([build_spec(name, n, **opts)])
-        assert values is None and obstacles
+        assert values is None
+        assert obstacles
 
 
 def test_result_holds_one_scaling_check_per_architecture(result):
@@ -92,9 +94,12 @@ def test_result_holds_one_scaling_check_per_architecture(result):
         assert consistent_with_sqrt_d(a) in ("yes", "no", "undecided")
         assert explanation(a).endswith(".")
     resnet = result.archs[1]
-    assert resnet.eq13 is not None and resnet.eq13_slope is not None and "H1" in resnet.notes
+    assert resnet.eq13 is not None
+    assert resnet.eq13_slope is not None
+    assert "H1" in resnet.notes
     vit = result.archs[2]
-    assert vit.eq13 is None and not vit.scaling.hypotheses.exact
+    assert vit.eq13 is None
+    assert not vit.scaling.hypotheses.exact
     assert len(result.claims) == 2 * len(TINY)
     assert all(c.name.split(": ")[1] in ("vuln_linf", "vuln_l2") for c in result.claims)
     assert set(result.records["arch"]) == set(TINY)

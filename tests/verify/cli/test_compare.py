@@ -35,5 +35,6 @@ def test_bad_input_is_one_line(tmp_path, capsys, args, words):
     out_dir = tmp_path / "o"
     assert main(["compare", *args, "--out-dir", str(out_dir)]) == 2
     err = capsys.readouterr().err
-    assert words in err and err.count("\n") == 1
+    assert words in err
+    assert err.count("\n") == 1
     assert not out_dir.exists()

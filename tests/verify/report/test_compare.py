@@ -22,7 +22,8 @@ def rendered():
 
 def test_markdown_has_one_row_per_architecture_in_each_table(rendered):
     text = rendered.markdown
-    assert "## Slopes against d" in text and "## Hypotheses of each architecture" in text
+    assert "## Slopes against d" in text
+    assert "## Hypotheses of each architecture" in text
     for label in ARCHS:
         assert text.count(f"| {label} |") >= 3  # options, slopes, hypotheses (and per-size means)
     assert "vuln_linf slope [95% CI] verdict" in text
@@ -38,7 +39,8 @@ def test_json_carries_every_fit_and_the_exact_side(rendered):
     assert set(resnet["quantities"]) == set(QUANTITIES)
     # circular padding and a global average pooling head: Eq. 13 falls like 1/sqrt(d)
     assert resnet["eq13_slope"] == pytest.approx(-0.5, abs=1e-9)
-    assert resnet["exact_side"] is True and "H1" in resnet["hypothesis_notes"]
+    assert resnet["exact_side"] is True
+    assert "H1" in resnet["hypothesis_notes"]
     assert len(data["claims"]) == 4
 
 
@@ -47,7 +49,8 @@ def test_one_figure_with_every_architecture_on_each_panel(rendered):
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == len(QUANTITIES)
     for ax in panels:
-        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        assert ax.get_xscale() == "log"
+        assert ax.get_yscale() == "log"
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
         assert sum(label.split(" (")[0] in ARCHS for label in labels) == len(ARCHS)
         assert any(label.startswith("theory") for label in labels)
