@@ -30,6 +30,7 @@ ROUND_TRIP = [
     ("paper-net", 32, {"channels": 3, "dilation_base": 16}),
     ("paper-net", 16, {"channels": 2, "dilation_base": 16, "pool": "avg", "bn": "off"}),
     ("paper-net", 32, {"channels": 2, "pool": "stride", "bn_mode": "eval"}),
+    ("vit", 8, {"patch": 4, "embed_dim": 8, "heads": 2, "depth": 1}),
 ]
 
 

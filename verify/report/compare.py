@@ -21,37 +21,53 @@ _TITLES = {
 
 
 def compare_figure(result: CompareResult):
-    """One panel per quantity, every architecture on the same log-log axes."""
+    """One panel per quantity, every architecture on the same log-log axes; one legend below
+    all panels, each fitted slope written at the end of its line."""
     from verify.report.figures import label_log_axes, new_figure
 
-    fig, axes = new_figure(1, len(QUANTITIES), figsize=(5.0 * len(QUANTITIES), 4.3))
+    fig, axes = new_figure(1, len(QUANTITIES), figsize=(5.0 * len(QUANTITIES), 4.6))
     d_all = np.unique(np.concatenate([a.fit(QUANTITIES[0]).xs for a in result.archs]))
+    handles: list = []
     for ax, q in zip(axes.flat, QUANTITIES):
         predicted = 0.5 if q.startswith("vuln") else 0.0
         anchors = []
+        handles = []
         for k, a in enumerate(result.archs):
             fit = a.fit(q)
             color = f"C{k % 10}"
             ax.errorbar(fit.xs, fit.means, yerr=1.96 * np.nan_to_num(fit.stderr), fmt="o", color=color, capsize=3, ms=4)
             grid = np.geomspace(fit.xs.min(), fit.xs.max(), 30)
-            ax.plot(grid, fit.predict(grid), color=color, lw=1.4, label=f"{a.label} ({fit.slope:+.2f})")
+            (line,) = ax.plot(grid, fit.predict(grid), color=color, lw=1.4, label=a.label)
+            handles.append(line)
+            ax.annotate(
+                f"{fit.slope:+.2f}",
+                (fit.xs[-1], float(fit.predict(fit.xs[-1]))),
+                xytext=(4, 0),
+                textcoords="offset points",
+                fontsize=7,
+                color=color,
+                va="center",
+            )
             anchors.append(fit.means[0])
         # the theorems' slope, through the geometric mean of the smallest size's means
         base = float(np.exp(np.mean(np.log(anchors))))
         grid = np.geomspace(d_all.min(), d_all.max(), 30)
-        ax.plot(
-            grid, base * (grid / d_all.min()) ** predicted, ":", color="0.3", lw=1.4, label=f"theory {predicted:+.1f}"
+        (theory,) = ax.plot(
+            grid, base * (grid / d_all.min()) ** predicted, ":", color="0.3", lw=1.4, label="theorems' slope"
         )
+        handles.append(theory)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xlim(d_all.min() / 1.3, d_all.max() * 1.9)  # room for the slopes written at the right
         ax.set_xlabel("d (input dimension)")
-        ax.set_title(_TITLES[q], fontsize=9)
+        ax.set_title(f"{_TITLES[q]}: theorems {predicted:+.1f}", fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6.5, loc="best")
         label_log_axes(ax, d_all)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
     fig.suptitle(
-        "Architectures against input dimension at He initialisation (95% error bars, fitted slopes)", fontsize=11
+        "Architectures against input dimension at He initialisation (95% error bars; fitted slope at each line's end)",
+        fontsize=11,
     )
     return fig
 
@@ -195,8 +211,8 @@ def render_compare(result: CompareResult, run: RunInfo) -> Rendered:
         "![every architecture on shared log axes](compare.png)",
         "",
         (
-            "Means with 95% error bars, each architecture's fitted power law (slope in the legend), and the theorems' slope "
-            "(dotted) through the geometric mean of the smallest size's means."
+            "Means with 95% error bars, each architecture's fitted power law (its slope written at the line's end), "
+            "and the theorems' slope (dotted) through the geometric mean of the smallest size's means."
         ),
         "",
     ]
