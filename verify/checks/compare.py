@@ -29,6 +29,7 @@ from graphs.errors import InputError
 from graphs.spec import Spec
 from verify.checks.scaling import ScalingConfig, ScalingResult, check_scaling
 from verify.results import Claim
+from verify.settings import COMPARE_ARCHS, COMPARE_BATCH, COMPARE_DIMS, COMPARE_DRAWS
 from verify.stats import ols_slope
 from verify.theory import EPS_INF
 
@@ -47,15 +48,15 @@ __all__ = [
     "parse_arch",
 ]
 
-DEFAULT_ARCHS = ("strided-cnn", "avgpool-cnn", "resnet", "paper-net", "vit")
-DEFAULT_DIMS = (32, 64, 128)
+DEFAULT_ARCHS = COMPARE_ARCHS
+DEFAULT_DIMS = COMPARE_DIMS
 QUANTITIES = ("vuln_linf", "vuln_l2", "logit_grad_l2")
 # The default command runs five architectures at three sizes: measured on 2 loaded CPU cores
 # (load ~10), one draw of all five at 32, 64 and 128 px costs about 1 s with the options below
 # (the 128 px paper-net with batch statistics ~0.23 s, the others ~0.1 s), so 128 draws keep
 # the whole command near three minutes; 95% intervals come out about +-0.03 to +-0.08 wide.
-DEFAULT_DRAWS = 128
-DEFAULT_BATCH = 2
+DEFAULT_DRAWS = COMPARE_DRAWS
+DEFAULT_BATCH = COMPARE_BATCH
 # Narrower than the families' defaults to keep that budget; no slope depends on the width.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "strided-cnn": {"channels": 16},

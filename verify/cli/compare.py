@@ -34,7 +34,10 @@ what explains its result, and one plot with every architecture on shared log axe
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from verify.checks.compare import DEFAULT_ARCHS, DEFAULT_BATCH, DEFAULT_DIMS, DEFAULT_DRAWS
+    from verify.settings import COMPARE_ARCHS as DEFAULT_ARCHS
+    from verify.settings import COMPARE_BATCH as DEFAULT_BATCH
+    from verify.settings import COMPARE_DIMS as DEFAULT_DIMS
+    from verify.settings import COMPARE_DRAWS as DEFAULT_DRAWS
     from verify.theory import EPS_INF
 
     parser = subparsers.add_parser(

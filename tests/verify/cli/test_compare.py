@@ -38,3 +38,12 @@ def test_bad_input_is_one_line(tmp_path, capsys, args, words):
     assert words in err
     assert err.count("\n") == 1
     assert not out_dir.exists()
+
+
+def test_help_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from verify.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
