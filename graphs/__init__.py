@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         avgpool_cnn_spec,
         build_spec,
         dense_spec,
+        exact_view,
         random_dag_spec,
         strided_cnn_spec,
     )
@@ -92,6 +93,7 @@ if TYPE_CHECKING:
         symmetry_status,
         symmetry_verdict,
     )
+    from graphs.vit import vit_spec
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
@@ -165,6 +167,8 @@ _EXPORTS: dict[str, str] = {
     "dense_spec": "graphs.spec",
     "random_dag_spec": "graphs.spec",
     "strided_cnn_spec": "graphs.spec",
+    "exact_view": "graphs.spec",
+    "vit_spec": "graphs.vit",
     "DAG_SYMMETRY_MAX_EDGES": "graphs.symmetry",
     "Monomial": "graphs.symmetry",
     "Polynomial": "graphs.symmetry",
@@ -219,6 +223,7 @@ __all__ = [
     "dag_symmetry_verdict",
     "dense_spec",
     "ensure_dag",
+    "exact_view",
     "false_positive_bound",
     "family",
     "generator_for",
@@ -274,6 +279,7 @@ __all__ = [
     "symmetry_verdict",
     "to_dag",
     "topological_order",
+    "vit_spec",
 ]
 
 

@@ -221,6 +221,23 @@ FAMILIES: dict[str, Family] = {
             ),
             image=True,
         ),
+        Family(
+            "vit",
+            "graphs.vit:vit_spec",
+            "image side n (input 3 x n x n)",
+            "a small vision transformer (patch embedding, pre-norm blocks of multi-head self-attention and a GELU "
+            "MLP with residuals, layer norm, mean-token head), Monte Carlo only",
+            (
+                Option("patch", "--patch", "int", 4, "patch side (fixed patch size: the tokens grow like d)"),
+                Option("grid", "--grid", "int", None, "tokens per side instead (fixed token count: patch n / grid)"),
+                Option("depth", "--depth", "int", 2, "transformer blocks"),
+                Option("embed_dim", "--embed-dim", "int", 64, "token width"),
+                Option("heads", "--heads", "int", 4, "attention heads (dividing the width)"),
+                Option("mlp_ratio", "--mlp-ratio", "int", 2, "MLP hidden units per token feature"),
+                _CLASSES,
+            ),
+            image=True,
+        ),
     )
 }
 IMAGE_FAMILIES = tuple(name for name, f in FAMILIES.items() if f.image)

@@ -33,6 +33,8 @@ __all__ = [
     "avgpool_cnn_spec",
     "build_spec",
     "dense_spec",
+    "exact_view",
+    "obstacles_text",
     "random_dag_spec",
     "strided_cnn_spec",
 ]
@@ -316,3 +318,26 @@ def build_spec(family: str, dim: int, **options) -> Spec:
         return builder(dim, **options)
     except TypeError as exc:
         raise SpecError(f"{family}: {exc}; see `verify --help` for the options of each family") from None
+
+
+def exact_view(spec: Spec) -> tuple[Spec | None, tuple[str, ...]]:
+    """The spec the exact side (DAG, path sums, (S), H3, Eq. 13) works on, or None and why not.
+
+    A spec of layer kinds is its own exact view. A user's module (``graphs.layers.ModuleLayer``)
+    has the spec ``verify.trace`` read from it when every node has a layer kind; otherwise the
+    reasons are the nodes that keep it from one (a ViT: attention, layer norm).
+    """
+    obstacles = tuple(o for layer in spec.layers for o in layer.exact_obstacles())
+    if obstacles:
+        return None, obstacles
+    traced = getattr(spec.layers[0], "traced", None) if len(spec.layers) == 1 else None
+    if isinstance(traced, Spec):
+        return Spec(spec.family, spec.dim, spec.input_shape, traced.layers, spec.options), ()
+    return spec, ()
+
+
+def obstacles_text(obstacles: tuple[str, ...] | list[str], limit: int = 6) -> str:
+    """The first ``limit`` obstacles joined for one line, and how many more there are."""
+    shown = "; ".join(obstacles[:limit])
+    more = len(obstacles) - limit
+    return shown + (f"; and {more} more" if more > 0 else "")

@@ -11,3 +11,6 @@ verify pooling --arch avgpool-cnn --pools 1,2,4,8 --dims 128
 verify lemma9 --arch random-dag --dims 6
 verify lemma9 --arch random-dag --dims 6 --init shared
 verify first-order --arch dense --dims 256,1024,4096 --eps 1e-4,1e-3,1e-2,1e-1
+verify compare --archs strided-cnn,avgpool-cnn,resnet,paper-net,vit --dims 32,64,128
+verify compare --archs strided-cnn:padding=circular,avgpool-cnn:padding=circular,resnet:padding=circular,resnet:padding=circular:head=flatten,resnet:padding=circular:head=flatten:add-relu=off,resnet:bn=on,paper-net:bn=off,paper-net:bn=off:pool=avg --dims 32,64,128 --out-dir reports/compare-variants
+verify compare --archs vit,vit:patch=4,vit:grid=4,vit:grid=8 --dims 32,64,128 --draws 64 --batch 1 --out-dir reports/compare-vit

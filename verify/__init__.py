@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         project,
         random_start,
     )
+    from verify.checks.compare import CompareConfig, CompareResult, check_compare
     from verify.checks.first_order import FirstOrderConfig, FirstOrderResult, check_first_order
     from verify.checks.lemma9 import Lemma9Config, Lemma9Result, check_lemma9
     from verify.checks.paths import PathsConfig, PathsResult, check_paths
@@ -79,6 +80,8 @@ if TYPE_CHECKING:
         eps_for_norm,
         theorem11_ratio,
     )
+    from verify.trace import TraceResult, trace_module
+    from verify.usermodel import UserModel, model_specs
     from verify.version import __version__
 
 # public name -> the module that defines it
@@ -148,6 +151,13 @@ _EXPORTS: dict[str, str] = {
     "penalized_loss": "verify.losses",
     "prop3_difference": "verify.losses",
     "ScalingConfig": "verify.checks.scaling",
+    "CompareConfig": "verify.checks.compare",
+    "CompareResult": "verify.checks.compare",
+    "check_compare": "verify.checks.compare",
+    "TraceResult": "verify.trace",
+    "trace_module": "verify.trace",
+    "UserModel": "verify.usermodel",
+    "model_specs": "verify.usermodel",
     "ScalingResult": "verify.checks.scaling",
     "check_scaling": "verify.checks.scaling",
     "PathsConfig": "verify.checks.paths",
@@ -179,6 +189,8 @@ __all__ = [
     "SCALING_PREDICTIONS",
     "SCALING_QUANTITIES",
     "Claim",
+    "CompareConfig",
+    "CompareResult",
     "FirstOrderConfig",
     "FirstOrderResult",
     "InputGradients",
@@ -198,6 +210,8 @@ __all__ = [
     "SecondMomentAgreement",
     "SlopeFit",
     "SpecNet",
+    "TraceResult",
+    "UserModel",
     "Verdict",
     "__version__",
     "augmented_loss",
@@ -206,6 +220,7 @@ __all__ = [
     "bootstrap_interval",
     "bound_verdict",
     "build_module",
+    "check_compare",
     "check_first_order",
     "check_lemma9",
     "check_paths",
@@ -229,6 +244,7 @@ __all__ = [
     "main",
     "manual_gradients",
     "measure",
+    "model_specs",
     "monte_carlo",
     "norm_label",
     "ols_slope",
@@ -251,6 +267,7 @@ __all__ = [
     "second_moment_agreement",
     "t_interval",
     "theorem11_ratio",
+    "trace_module",
     "trainable_module",
 ]
 

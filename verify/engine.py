@@ -20,7 +20,12 @@ per spec:
   same layout and 1.4x+ faster than a per-sample ``autograd.grad`` loop
   (``bench/bench_engine.py``).
 - autograd: ``verify.sampling.input_gradients`` (one forward shared by two backward
-  passes), channels-last; the reference, and the backend for random DAGs too large for vmap.
+  passes), channels-last; the reference, and the backend for random DAGs too large for vmap,
+  for skip connections, max pooling, activations other than ReLU and whole torch modules
+  (a user's ``--model``, the ViT). Under batch statistics (batch norm in train mode) the
+  samples of a batch are coupled: each sample's own gradient is then two backward passes of
+  its own (``verify.sampling.input_gradients`` says what it means), and the batch of a draw
+  is never split into chunks.
 - vmap: ``torch.func.vmap`` over draws stacked along a new axis, so one call evaluates many
   draws and per-operation overhead is paid once per stack instead of once per draw.
 

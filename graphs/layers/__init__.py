@@ -34,13 +34,16 @@ from graphs.layers.global_maxpool import GlobalMaxPool
 from graphs.layers.linear import Linear
 from graphs.layers.masked import MaskedLinear
 from graphs.layers.maxpool import MaxPool2d
+from graphs.layers.module import INITS, ModuleBacked, ModuleLayer
 from graphs.layers.padding import PADDINGS, pad_input, pad_input_adjoint, padded_source
 from graphs.layers.pool import AvgPool2d
 from graphs.layers.tap import Tap
+from graphs.layers.vit import ViT
 
 __all__ = [
     "ACTIVATIONS",
     "BN_MODES",
+    "INITS",
     "LAYER_KINDS",
     "NODE_KINDS",
     "PADDINGS",
@@ -58,8 +61,11 @@ __all__ = [
     "Linear",
     "MaskedLinear",
     "MaxPool2d",
+    "ModuleBacked",
+    "ModuleLayer",
     "Shape",
     "Tap",
+    "ViT",
     "apply_activation",
     "apply_linear",
     "canonical_activation",

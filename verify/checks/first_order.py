@@ -127,6 +127,11 @@ class FirstOrderConfig:
             raise InputError("every spec of a first-order check must come from one family")
         if len({s.d for s in specs}) != len(specs):
             raise InputError("two sizes give the same d; give distinct sizes")
+        if any(layer.couples_samples for s in specs for layer in s.layers):
+            raise InputError(
+                "first-order: batch statistics couple the samples of a batch, and the attacks perturb every sample "
+                "at once; use batch norm with running statistics (--bn-mode eval, or --mode eval for a --model)"
+            )
         if specs[0].num_classes < 2:
             raise InputError(
                 f"--classes: {specs[0].num_classes} class(es) make the cross-entropy identically 0; give --classes 2 or more"
@@ -594,9 +599,11 @@ def pgd_limits(config: FirstOrderConfig) -> dict[int, dict[str, float]]:
 def _broken(spec: Spec) -> tuple[str, ...]:
     """Hypotheses of (H) the sampled net breaks: by construction of a layer, or H3 at the border."""
     from graphs.hypotheses import h3_violation_fraction
+    from graphs.spec import exact_view
 
     out = {h for layer in spec.layers for h in layer.hypotheses_broken()}
-    if h3_violation_fraction(spec) > 0:
+    view, _ = exact_view(spec)
+    if view is not None and h3_violation_fraction(view) > 0:
         out.add("H3")
     return tuple(sorted(out))
 

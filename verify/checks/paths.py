@@ -85,6 +85,19 @@ class PathsConfig:
                 f"so give at most --trials {MAX_TRIALS} (4 is plenty)"
             )
         check_seed(self.seed)
+        from graphs.spec import exact_view, obstacles_text
+
+        views = []
+        for spec in specs:
+            view, obstacles = exact_view(spec)
+            if view is None:
+                raise InputError(
+                    f"paths needs the exact side, which {spec.family} at dim {spec.dim} lacks: {obstacles_text(obstacles)} "
+                    "(verify scaling still runs its Monte Carlo)"
+                )
+            views.append(view)
+        specs = tuple(views)
+        object.__setattr__(self, "specs", specs)
         if self.exact:
             for spec in specs:
                 edges = spec_edge_count(spec)

@@ -140,17 +140,26 @@ class SizeStatus:
     dp_min: float
     dp_max: float
     structural: tuple[str, ...]  # hypotheses the layer kinds break by construction
+    exact: bool = True  # False: no exact side (a module outside the layer kinds); the fields above are moot
+    obstacles: tuple[str, ...] = ()  # what keeps the net from the exact side
 
 
 def size_status(spec: Spec) -> SizeStatus:
-    """(S), H3, d * P(x, o) range and structural breaks of one spec (exact side, full size)."""
+    """(S), H3, d * P(x, o) range and structural breaks of one spec (exact side, full size);
+    for a net without an exact side (``graphs.spec.exact_view``), what keeps it from one."""
     from graphs.hypotheses import h3_violation_fraction
     from graphs.pathsums import operator_path_sums
+    from graphs.spec import exact_view
     from graphs.symmetry import symmetry_verdict
 
+    structural = tuple(sorted({h for layer in spec.layers for h in layer.hypotheses_broken()}))
+    view, obstacles = exact_view(spec)
+    if view is None:
+        nan = math.nan
+        return SizeStatus(spec.dim, spec.d, False, "none", nan, nan, nan, nan, structural, False, obstacles)
+    spec = view
     scaled = spec.d * operator_path_sums(spec).numpy()
     sym = symmetry_verdict(spec)
-    structural = tuple(sorted({h for layer in spec.layers for h in layer.hypotheses_broken()}))
     return SizeStatus(
         spec.dim,
         spec.d,
@@ -172,10 +181,14 @@ class HypothesisStatus:
     bounded: bool  # (S-bounded) on the two largest sizes
     h3_fraction: float  # largest over the sizes
     structural: tuple[str, ...]
+    exact: bool = True  # every size has an exact side (else (S), (S-bounded) and H3 are unknown)
+    obstacles: tuple[str, ...] = ()
 
     @property
     def broken(self) -> tuple[str, ...]:
         out = list(self.structural)
+        if not self.exact:
+            return tuple(sorted(set(out)))
         if not self.symmetric:
             out.append("(S)")
         if not self.bounded:
@@ -187,6 +200,10 @@ class HypothesisStatus:
 
 def hypothesis_status(status: Sequence[SizeStatus]) -> HypothesisStatus:
     """Summarise the per-size exact side (``verify.theory.DP_BOUND_RATIO`` for (S-bounded))."""
+    if not all(s.exact for s in status):
+        obstacles = tuple(dict.fromkeys(o for s in status for o in s.obstacles))
+        structural = tuple(sorted({h for s in status for h in s.structural}))
+        return HypothesisStatus(False, False, math.nan, structural, False, obstacles)
     symmetric = all(s.symmetric for s in status)
     if symmetric:
         bounded = True
@@ -233,7 +250,9 @@ def _claim(pred: Prediction, fit: SlopeFit, hyp: HypothesisStatus, config: Scali
     needed = tuple("(S-bounded)" if h == "(S)" else h for h in pred.hypotheses)
     broken = tuple(h for h in hyp.broken if h in needed)
     notes = []
-    if pred.needs_symmetry and not hyp.symmetric:
+    if not hyp.exact:
+        notes.append("no exact side: (S), (S-bounded) and H3 are unchecked for this net")
+    elif pred.needs_symmetry and not hyp.symmetric:
         if hyp.bounded:
             notes.append("(S) fails, but d*P(x,o) stays bounded, which is all Cor. 6 needs")
         else:

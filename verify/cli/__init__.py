@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "verify.cli.sweep",
     "report": "verify.cli.report",
     "query": "verify.cli.query",
+    "compare": "verify.cli.compare",
 }
 
 EPILOG = """\
@@ -55,6 +56,8 @@ examples:
   verify sweep examples/sweep.toml --workers 2
   verify report --store reports/store --arch dense
   verify query "SELECT dim, avg(value) FROM engine WHERE quantity = 'vuln_l2' GROUP BY dim ORDER BY dim"
+  verify compare --archs strided-cnn,avgpool-cnn,resnet,paper-net,vit --dims 32,64,128
+  verify scaling --model examples/resnet18.py:resnet18 --dims 32,64,128
 
 Run `verify COMMAND --help` for each command's options and worked examples.
 """

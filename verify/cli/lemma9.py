@@ -47,7 +47,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    opt.add_arch_arguments(p)
+    opt.add_arch_arguments(p, model=False)  # its own --init (he or shared) and small DAGs only
     p.add_argument("--dims", default="6", help="input sizes, comma-separated (small: the DAG is built; default 6)")
     p.add_argument("--init", choices=("he", "shared"), default="he", help="he (H holds) or shared (planted H4 failure)")
     p.add_argument("--shared-layers", help="two layers sharing a component (--init shared; default the first two)")

@@ -76,8 +76,10 @@ def add_arch_arguments(
     default_arch: str | None = None,
     families: Sequence[str] | None = None,
     defaults: dict[str, Any] | None = None,
+    model: bool | None = None,
 ) -> None:
-    """``--arch`` and every family flag, grouped by the families each applies to.
+    """``--arch`` and every family flag, grouped by the families each applies to, and (unless
+    ``model`` is False; by default where every family is allowed) ``--model`` with its flags.
 
     ``families`` restricts the choices (a command defined for one family only);
     ``defaults`` overrides a family default for this command (by builder keyword), and the
@@ -85,15 +87,19 @@ def add_arch_arguments(
     """
     allowed = list(families) if families is not None else list(FAMILIES)
     defaults = defaults or {}
+    if model is None:
+        model = families is None
     g = parser.add_argument_group("architecture")
     g.add_argument(
         "--arch",
-        required=default_arch is None,
+        required=default_arch is None and not model,
         default=default_arch,
         metavar="FAMILY",
         help="architecture family: "
         + "; ".join(f"{n} ({FAMILIES[n].summary}; --dims gives the {FAMILIES[n].size})" for n in allowed),
     )
+    if model:
+        _add_model_arguments(parser)
     groups: dict[tuple[str, ...], argparse._ArgumentGroup] = {}
     table = [(flag, opt, [f for f in fams if f in allowed]) for flag, (opt, fams) in _flag_table().items()]
     # The options every family shares come first, then each family's own, in declaration order.
@@ -121,6 +127,62 @@ def add_arch_arguments(
             help=f"{opt.help}{choices}{extra}",
         )
     parser.set_defaults(_family_defaults=defaults)
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model`` and its flags (``verify.usermodel``)."""
+    g = parser.add_argument_group(
+        "your own module (instead of --arch; the file is executed because you name it)",
+    )
+    g.add_argument(
+        "--model",
+        metavar="FILE.py:FACTORY",
+        help="FACTORY(n) returns an nn.Module for input 3 x n x n (or FACTORY(d) for vectors: --input-shape vector); "
+        "also package.module:FACTORY",
+    )
+    g.add_argument(
+        "--input-shape",
+        default="image",
+        choices=("image", "vector"),
+        help="image: 3 x n x n inputs, --dims gives n; vector: d inputs, --dims gives d (default image)",
+    )
+    g.add_argument(
+        "--init",
+        default="he",
+        choices=("he", "keep"),
+        help="he: every conv and linear weight re-drawn N(0, 2/fan-in) per draw, biases 0 (the theorems' setting); "
+        "keep: the module's own initialisation, or the checkpoint of --weights (default he)",
+    )
+    g.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="checkpoint for --init keep: a .safetensors file or a state dict torch.load(weights_only=True) reads",
+    )
+    g.add_argument(
+        "--mode",
+        default="eval",
+        choices=("eval", "train"),
+        help="the module's mode: eval (running batch-norm statistics) or train (batch statistics) (default eval)",
+    )
+
+
+def _model(args: argparse.Namespace):
+    """The ``verify.usermodel.UserModel`` of ``--model`` (None without it); refuses --arch with it."""
+    ref = getattr(args, "model", None)
+    if ref is None:
+        if getattr(args, "arch", None) is None:
+            raise InputError("give --arch FAMILY or --model FILE.py:FACTORY; see --help")
+        return None
+    if getattr(args, "arch", None) is not None:
+        raise InputError("--arch and --model both given; give one of them")
+    given = [flag for flag, (opt, _) in _flag_table().items() if getattr(args, _dest(opt), None) is not None]
+    if given:
+        raise InputError(
+            f"{', '.join(given)} set options of a family; --model takes the module as its factory builds it"
+        )
+    from verify.usermodel import UserModel
+
+    return UserModel(ref, input_shape=args.input_shape, init=args.init, weights=args.weights, mode=args.mode)
 
 
 def family_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -171,11 +233,17 @@ def parse_dims(text: str, *, at_least: int = 1, flag: str = "--dims") -> list[in
 
 
 def specs_from_args(args: argparse.Namespace, dims: Sequence[int], *, flag: str = "--dims") -> list:
-    """One spec per size; every one is built (hence validated) before any work. A family whose
-    building itself allocates (a random DAG's masks) is checked against the memory first."""
+    """One spec per size; every one is built (hence validated) before any work. With ``--model``,
+    the user's module at each size (``verify.usermodel.model_specs``); a family whose building
+    itself allocates (a random DAG's masks) is checked against the memory first."""
     from graphs.spec import build_spec
     from verify import memory
 
+    model = _model(args)
+    if model is not None:
+        from verify.usermodel import model_specs
+
+        return model_specs(model, list(dims))
     opts = family_options(args)
     specs = []
     for n in dims:

@@ -56,6 +56,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--pools", default="1,2,4,8", help="windows k of the first pooling layer, a = k^2 (default 1,2,4,8)"
     )
     parser.add_argument(
+        "--model",
+        metavar="FILE.py:FACTORY",
+        help="not available here: a factory FACTORY(n) has no pooling window to sweep (the error says what to run)",
+    )
+    parser.add_argument(
         "--dims",
         "--dim",
         dest="dims",
@@ -82,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
     from verify.report.pooling import render_pooling
 
     timer = opt.Timer()
+    if args.model is not None:
+        raise InputError(
+            "verify pooling sweeps the first pooling window of avgpool-cnn, and FACTORY(n) has no window to vary; "
+            f"for your module run verify scaling --model {args.model} (or verify paths --model) instead"
+        )
     if args.arch != "avgpool-cnn":
         raise InputError(
             f"verify pooling sweeps the first pooling window of avgpool-cnn; got --arch {args.arch}, use --arch avgpool-cnn"

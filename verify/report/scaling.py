@@ -17,6 +17,15 @@ def hypothesis_lines(result: ScalingResult) -> list[str]:
     hyp = result.hypotheses
     status = result.status
     lines = []
+    if not hyp.exact:
+        from graphs.spec import obstacles_text
+
+        lines.append(
+            "No exact side for this net, so (S), (S-bounded) and H3 are unchecked and the verdicts rest on the Monte "
+            f"Carlo alone. What keeps it from one: {obstacles_text(hyp.obstacles, 10)}."
+        )
+        lines += _structural_lines(hyp.structural)
+        return lines
     s_fail = [s.dim for s in status if not s.symmetric]
     if not s_fail:
         lines.append("(S) holds at every size.")
@@ -40,11 +49,23 @@ def hypothesis_lines(result: ScalingResult) -> list[str]:
         )
     else:
         lines.append("H3 holds at every size.")
-    if "H5" in hyp.structural:
+    lines += _structural_lines(hyp.structural)
+    return lines
+
+
+def _structural_lines(structural: tuple[str, ...]) -> list[str]:
+    lines = []
+    if "H5" in structural:
         lines.append(
             "H5 FAILS by construction: reflect padding makes one convolution weight connect a border pixel to two "
             "neurons, two perfectly correlated weights from one node."
         )
+    lines.extend(
+        f"{h} FAILS by construction in some layer kinds of this net (max pooling, batch statistics, an "
+        "activation after a residual addition, an activation other than ReLU: see each kind's note)."
+        for h in ("H1", "H4")
+        if h in structural
+    )
     return lines
 
 
@@ -113,10 +134,12 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
                 [
                     s.dim,
                     s.d,
-                    symmetry_cell(s.symmetric, s.symmetry_method, s.false_positive_bound),
-                    s.h3_fraction,
-                    s.dp_min,
-                    s.dp_max,
+                    symmetry_cell(s.symmetric, s.symmetry_method, s.false_positive_bound)
+                    if s.exact
+                    else "n/a (no exact side)",
+                    s.h3_fraction if s.exact else "n/a",
+                    s.dp_min if s.exact else "n/a",
+                    s.dp_max if s.exact else "n/a",
                     hypotheses_cell(s.structural),
                 ]
                 for s in result.status
@@ -190,7 +213,7 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
             table(["sizes", *[q.prediction.quantity for q in result.quantities]], local_rows).rstrip("\n"),
             "",
         ]
-    if s0.padding == "zeros" and hyp.h3_fraction > 0:
+    if s0.padding == "zeros" and hyp.exact and hyp.h3_fraction > 0:
         lines += [
             (
                 "With zero padding, neurons at the image border have fewer inputs than the fan-in He initialisation assumes "
@@ -241,6 +264,8 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
         "symmetry_bounded": hyp.bounded,
         "h3_violation_fraction": hyp.h3_fraction,
         "hypotheses_broken": list(hyp.broken),
+        "exact_side": hyp.exact,
+        "exact_obstacles": list(hyp.obstacles),
         "sizes": [
             {
                 "dim": s.dim,

@@ -1,0 +1,275 @@
+"""Bring your own module: ``--model FILE.py:FACTORY`` (or ``package.module:FACTORY``) as specs.
+
+``FACTORY(n)`` returns an ``nn.Module`` for images ``3 x n x n`` (``input_shape="image"``) or
+``FACTORY(d)`` for vectors of d coordinates (``"vector"``). For each size, ``model_spec``
+builds the module, checks it (one ``InputError`` line for: a file or factory that is missing,
+a factory that raises, a forward that fails on the input shape, an output that is not
+``(batch, K)``, an input gradient that is not there because of a non-differentiable operation),
+traces it (``verify.trace``) and returns one spec:
+
+- with ``init="he"`` and every node a known layer kind: the traced spec itself, so every check
+  runs on it as on a family (exact side included);
+- otherwise a spec of one ``graphs.layers.ModuleLayer``: the Monte Carlo runs the module itself
+  (``torch.func.functional_call`` on each draw's weights), and the exact side is the traced spec
+  when there is one, else the report names the nodes that keep the module from it.
+
+Safety: the named file is executed (imported) because the user named it, with the user's
+rights, as ``python FILE.py`` would; nothing else is executed. Checkpoints (``--weights``) are
+read with ``torch.load(..., weights_only=True)`` or from a safetensors file: tensors only, never
+arbitrary pickled objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from graphs.errors import InputError
+from graphs.layers.module import INITS, ModuleLayer
+from graphs.spec import Spec
+
+__all__ = ["INPUT_SHAPES", "MODES", "UserModel", "load_checkpoint", "load_factory", "model_spec", "model_specs"]
+
+INPUT_SHAPES = ("image", "vector")
+MODES = ("eval", "train")
+
+
+def load_factory(ref: str) -> Callable[[int], nn.Module]:
+    """The factory ``ref`` names (``FILE.py:FACTORY`` or ``package.module:FACTORY``); executes that file."""
+    source, sep, name = str(ref).rpartition(":")
+    if not sep or not source or not name:
+        raise InputError(f"--model {ref!r}: give FILE.py:FACTORY or package.module:FACTORY")
+    if source.endswith(".py") or "/" in source or "\\" in source:
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(
+                f"--model: file {source} not found; give the path of a Python file, e.g. examples/resnet18.py:resnet18"
+            )
+        module_name = f"_verify_model_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise InputError(f"--model: {source} cannot be loaded as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(module_name, None)
+            raise InputError(f"--model: running {source} raised {type(exc).__name__}: {_one_line(exc)}") from None
+    else:
+        try:
+            module = importlib.import_module(source)
+        except ModuleNotFoundError as exc:
+            raise InputError(
+                f"--model: module {source} not found ({_one_line(exc)}); give FILE.py:FACTORY or an importable module"
+            ) from None
+        except Exception as exc:
+            raise InputError(f"--model: importing {source} raised {type(exc).__name__}: {_one_line(exc)}") from None
+    factory = getattr(module, name, None)
+    if factory is None:
+        raise InputError(
+            f"--model: {source} has no {name}; name a function that takes the input size and returns an nn.Module"
+        )
+    if not callable(factory):
+        raise InputError(f"--model: {source}:{name} is not callable; name a function FACTORY(n) -> nn.Module")
+    return factory  # pyright: ignore[reportReturnType]  # checked when called (_build)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
+    """A state dict of tensors from ``path`` (safetensors, or ``torch.load(weights_only=True)``) and its SHA-256."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--weights: file {path} not found")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise InputError(
+                "--weights: reading .safetensors needs the safetensors package (pip install safetensors)"
+            ) from None
+        try:
+            state = load_file(str(path))
+        except Exception as exc:
+            raise InputError(f"--weights: {path} is not a safetensors file: {_one_line(exc)}") from None
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise InputError(
+                f"--weights: {path} is not a checkpoint of tensors that torch.load(weights_only=True) reads: {_one_line(exc)}"
+            ) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise InputError(f"--weights: {path} holds no state dict (a mapping of names to tensors)")
+    return state, digest
+
+
+@dataclass(frozen=True)
+class UserModel:
+    """What ``--model`` and its flags say: the factory, the input kind, the initialisation."""
+
+    ref: str
+    input_shape: str = "image"
+    init: str = "he"
+    weights: str | None = None
+    mode: str = "eval"
+    in_channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.input_shape not in INPUT_SHAPES:
+            raise InputError(f"--input-shape {self.input_shape!r}: choose one of {', '.join(INPUT_SHAPES)}")
+        if self.init not in INITS:
+            raise InputError(f"--init {self.init!r}: choose one of {', '.join(INITS)}")
+        if self.mode not in MODES:
+            raise InputError(f"--mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if self.weights is not None and self.init != "keep":
+            raise InputError("--weights loads a checkpoint, which --init he would overwrite; add --init keep")
+
+    @property
+    def label(self) -> str:
+        """A file-safe name for the reports: ``model-STEM-FACTORY`` (``examples/resnet18.py:resnet18``
+        gives ``model-resnet18-resnet18``)."""
+        source, _, name = self.ref.rpartition(":")
+        stem = Path(source).stem if source.endswith(".py") else source
+        return "model-" + re.sub(r"[^A-Za-z0-9._-]+", "-", f"{stem}-{name}").strip("-")
+
+    def shape(self, n: int) -> tuple[int, ...]:
+        return (self.in_channels, n, n) if self.input_shape == "image" else (n,)
+
+    def settings(self) -> dict:
+        return {
+            "model": self.ref,
+            "input_shape": self.input_shape,
+            "init": self.init,
+            "weights": self.weights,
+            "mode": self.mode,
+        }
+
+
+def _build(factory: Callable[[int], nn.Module], ref: str, n: int) -> nn.Module:
+    try:
+        module = factory(n)
+    except Exception as exc:
+        raise InputError(f"--model: {ref}({n}) raised {type(exc).__name__}: {_one_line(exc)}") from None
+    if not isinstance(module, nn.Module):
+        raise InputError(f"--model: {ref}({n}) returned {type(module).__name__}, not an nn.Module")
+    return module
+
+
+def _probe(module: nn.Module, model: UserModel, n: int) -> tuple[int, int]:
+    """Run a 2-sample batch through ``module``: the number of classes and a FLOP estimate."""
+    from verify.trace import non_differentiable_nodes
+
+    shape = model.shape(n)
+    param = next(iter(module.parameters()), None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(0), dtype=dtype).requires_grad_(True)
+    flops = [0]
+
+    def count(m: nn.Module, inputs, output) -> None:
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and isinstance(output, torch.Tensor):
+            flops[0] += 2 * output[0].numel() * int(m.weight[0].numel())
+
+    hooks = [m.register_forward_hook(count) for m in module.modules()]
+    what = "an image 3 x n x n" if model.input_shape == "image" else "a vector of d coordinates"
+    try:
+        with torch.enable_grad():
+            out = module(x)
+    except Exception as exc:
+        raise InputError(
+            f"--model: {model.ref}({n}) fails on input {tuple(x.shape)} ({type(exc).__name__}: {_one_line(exc)}); "
+            f"--input-shape {model.input_shape} says each input is {what}: check it matches the module"
+        ) from None
+    finally:
+        for h in hooks:
+            h.remove()
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise InputError(
+            f"--model: {model.ref}({n}) returns {got} for a batch of 2 inputs {tuple(x.shape)}, not (batch, K) logits; "
+            f"check --input-shape ({model.input_shape}: each input {what})"
+        )
+    if out.shape[1] < 2:
+        raise InputError(f"--model: {model.ref}({n}) has {out.shape[1]} logit; the cross-entropy needs K >= 2")
+    bad = non_differentiable_nodes(module)
+    grad = None
+    if out.requires_grad:
+        (grad,) = torch.autograd.grad(out.sum(), x, allow_unused=True)
+    if bad or grad is None or not bool(grad.abs().sum() > 0):
+        where = f" ({', '.join(bad)})" if bad else ""
+        raise InputError(
+            f"--model: {model.ref}({n}) has a non-differentiable operation on the input path{where}: the input "
+            "gradient is missing or zero; remove it (round, sign, argmax, detach...) to measure first-order vulnerability"
+        )
+    return int(out.shape[1]), flops[0]
+
+
+def model_spec(model: UserModel, n: int, factory: Callable[[int], nn.Module] | None = None) -> Spec:
+    """The spec of ``model`` at size ``n`` (module docstring); every check raises one-line InputErrors."""
+    from verify.trace import trace_module
+
+    factory = factory or load_factory(model.ref)
+    module = _build(factory, model.ref, n)
+    module.train(model.mode == "train")
+    checkpoint, digest = None, ""
+    if model.weights is not None:
+        checkpoint, digest = load_checkpoint(model.weights)
+        try:
+            module.load_state_dict(checkpoint, strict=True)
+        except Exception as exc:
+            raise InputError(f"--weights: {model.weights} does not fit {model.ref}({n}): {_one_line(exc)}") from None
+    classes, flops = _probe(module, model, n)
+    shape = model.shape(n)
+    traced = trace_module(module, shape, family=model.label, dim=n)
+    if traced.spec is not None and model.init == "he":
+        spec = traced.spec
+        return Spec(model.label, n, shape, spec.layers, {"model": model.ref, "init": "he", "traced": True})
+
+    def rebuild() -> nn.Module:
+        m = _build(factory, model.ref, n)
+        return m.train(model.mode == "train")
+
+    layer = ModuleLayer(
+        module,
+        label=model.label,
+        input_shape=shape,
+        num_classes=classes,
+        init=model.init,
+        rebuild=rebuild,
+        checkpoint=checkpoint,
+        checkpoint_digest=digest,
+        traced=traced.spec,
+        obstacles=traced.unknown,
+        flop_count=flops,
+    )
+    opts = {"model": model.ref, "init": model.init, "traced": traced.spec is not None}
+    return Spec(model.label, n, shape, (layer,), opts)
+
+
+def model_specs(model: UserModel, dims: list[int]) -> list[Spec]:
+    """One spec per size, all built (hence checked) before any work; the file is executed once."""
+    factory = load_factory(model.ref)
+    specs = [model_spec(model, n, factory) for n in dims]
+    d = [math.prod(s.input_shape) for s in specs]
+    if len(set(d)) != len(d):
+        raise InputError("--dims: two sizes give the same d; give distinct sizes")
+    return specs
