@@ -6,7 +6,10 @@ from __future__ import annotations
 __all__ = ["DEVICES", "EXACT_MAX_EDGES", "PRECISIONS"]
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "tf32")
+# fp32: float32 with TF32 off (the default); tf32: float32 with TF32 convolutions and matmuls
+# on GPUs that have them; bf16: bfloat16 weights, inputs and activations (float32
+# accumulation inside the GPU's kernels). Every per-sample quantity is summed in float64.
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 # networkx holds ~1 kB per edge and the Fraction DP does ~10^5 edges per second: beyond this
 # the exact mode of ``verify paths`` takes minutes and gigabytes, and the operator form gives

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
@@ -28,6 +28,9 @@ from graphs.spec import Spec
 from verify.results import Claim, Verdict
 from verify.stats import SlopeFit, band_verdict, fit_power_law, samples_to_settle
 from verify.theory import EPS_INF, SCALING_PREDICTIONS, SCALING_QUANTITIES, Prediction, dp_bounded
+
+if TYPE_CHECKING:
+    from verify.engine import PrecisionError
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -149,14 +152,18 @@ class SizeStatus:
     structural: tuple[str, ...]  # hypotheses the layer kinds break by construction
 
 
-def size_status(spec: Spec) -> SizeStatus:
-    """(S), H3, d * P(x, o) range and structural breaks of one spec (exact side, full size)."""
+def size_status(spec: Spec, *, progress: bool = False) -> SizeStatus:
+    """(S), H3, d * P(x, o) range and structural breaks of one spec (exact side, full size).
+
+    Large nets go in row bands (``graphs.streaming``): bounded memory at 4096 x 4096 pixels,
+    with a progress bar per pass when ``progress``.
+    """
     from graphs.hypotheses import h3_violation_fraction
-    from graphs.pathsums import operator_path_sums
+    from graphs.pathsums import path_sum_summary
     from graphs.symmetry import symmetry_verdict
 
-    scaled = spec.d * operator_path_sums(spec).numpy()
-    sym = symmetry_verdict(spec)
+    paths = path_sum_summary(spec, progress=progress)
+    sym = symmetry_verdict(spec, progress=progress)
     structural = tuple(sorted({h for layer in spec.layers for h in layer.hypotheses_broken()}))
     return SizeStatus(
         spec.dim,
@@ -165,8 +172,8 @@ def size_status(spec: Spec) -> SizeStatus:
         sym.method,
         float(sym.false_positive_bound),
         float(h3_violation_fraction(spec)),
-        float(scaled.min()),
-        float(scaled.max()),
+        float(paths.scaled_min),
+        float(paths.scaled_max),
         structural,
     )
 
@@ -225,6 +232,8 @@ class ScalingResult:
     hypotheses: HypothesisStatus
     quantities: tuple[QuantityResult, ...]
     records: pd.DataFrame = field(repr=False)
+    # the run's arithmetic against float64 on draw 0 of the largest size (None: not measured)
+    precision: PrecisionError | None = None
 
     @property
     def claims(self) -> list[Claim]:
@@ -278,12 +287,14 @@ def check_scaling(
     status: Sequence[SizeStatus] | None = None,
 ) -> ScalingResult:
     """Run the scaling check. ``records`` (long format, e.g. from a store) skips the Monte
-    Carlo; ``status`` skips the exact side. ``rt`` is a ``verify.runtime.Runtime``."""
-    from verify.engine import measure
+    Carlo; ``status`` skips the exact side. ``rt`` is a ``verify.runtime.Runtime``; with
+    one, draw 0 of the largest size is also evaluated in float64 to measure what the run's
+    precision costs (``verify.engine.precision_error``, stated in the report)."""
+    from verify.engine import measure, precision_error
 
     specs = config.specs
     if status is None:
-        status = [size_status(s) for s in specs]
+        status = [size_status(s, progress=progress) for s in specs]
     hyp = hypothesis_status(status)
     if records is None:
         records = measure(
@@ -296,6 +307,26 @@ def check_scaling(
             rt=rt,
             progress=progress,
         )
+    precision = None
+    if rt is not None:
+        from verify.engine import QUANTITIES
+
+        big = specs[-1]
+        mine = records[(records["dim"] == big.dim) & (records["draw"] == 0)]
+        values = None
+        if len(mine) == len(QUANTITIES) * config.batch:
+            table = mine.pivot(index="quantity", columns="input", values="value")
+            values = table.loc[list(QUANTITIES)].to_numpy()
+        precision = precision_error(
+            specs[-1],
+            seed=config.seed,
+            batch=config.batch,
+            rt=rt,
+            inputs=config.inputs,
+            base_dim=specs[0].dim if config.inputs == "upsampled" else None,
+            eps_inf=config.eps_inf,
+            values=values,
+        )
     _check_alive(records, config.quantities)
     results = []
     for q in config.quantities:
@@ -303,7 +334,7 @@ def check_scaling(
         fit = fit_power_law(records, q, "d", n_boot=config.n_boot, seed=config.seed, correction=pred.correction)
         claim, settle = _claim(pred, fit, hyp, config)
         results.append(QuantityResult(pred, fit, claim, settle))
-    return ScalingResult(config, tuple(status), hyp, tuple(results), records)
+    return ScalingResult(config, tuple(status), hyp, tuple(results), records, precision)
 
 
 def _check_alive(records: pd.DataFrame, quantities: Sequence[str]) -> None:

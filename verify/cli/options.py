@@ -195,12 +195,22 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, *, draws: int, batch
     g.add_argument("--seed", type=int, default=0, help="seed of the run: draw i uses the streams (seed, i) (default 0)")
 
 
-def add_runtime_arguments(parser: argparse.ArgumentParser, *, threads: int | None = None) -> None:
-    """--device and --threads."""
-    from verify.settings import DEVICES
+def add_runtime_arguments(
+    parser: argparse.ArgumentParser, *, threads: int | None = None, precision: bool = False
+) -> None:
+    """--device and --threads (and --precision where the command's nets run in the engine)."""
+    from verify.settings import DEVICES, PRECISIONS
 
     g = parser.add_argument_group("runtime")
     g.add_argument("--device", default="auto", choices=DEVICES, help="auto takes CUDA when available (default auto)")
+    if precision:
+        g.add_argument(
+            "--precision",
+            default="fp32",
+            choices=PRECISIONS,
+            help="fp32: float32 with TF32 off (default); tf32: TF32 convolutions and matmuls on GPUs that have them; "
+            "bf16: bfloat16 nets. The report states the measured per-sample error against float64",
+        )
     g.add_argument(
         "--threads",
         type=int,

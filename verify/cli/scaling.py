@@ -15,6 +15,8 @@ examples:
   verify scaling --arch dense --dims 64,256,1024,4096 --draws 32 --json
   verify scaling --arch random-dag --dims 64,128,256,512 --quantities logit_grad_l2,vuln_l2
   verify scaling --arch strided-cnn --dims 32,64,128 --inputs upsampled --device auto
+  verify scaling --arch strided-cnn --dims 32,64,128,256,512,1024 --draws 640 --device cuda   # one GPU, < 1 min (goal)
+  verify scaling --arch strided-cnn --dims 32,64,128,256 --device cuda --precision bf16
 
 For every size: DRAWS He-initialised weight draws (default 160) and BATCH standard normal
 inputs per draw (default 2), labels uniform over the classes. Per sample: ||d_x L||_1,
@@ -75,7 +77,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=f"l_inf budget of the vulnerabilities (default {EPS_INF}; scales them, never their slope)",
     )
     opt.add_fit_arguments(parser)
-    opt.add_runtime_arguments(parser)
+    opt.add_runtime_arguments(parser, precision=True)
     opt.add_output_arguments(parser)
     parser.set_defaults(func=run)
     return parser
@@ -111,9 +113,15 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
     )
     out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
+    with runtime(args.device, threads=args.threads, precision=args.precision) as rt:
         result = check_scaling(config, rt=rt, progress=show_progress(args.json))
-        info = opt.run_info(args, rt, timer, settings=config.settings())
+        info = opt.run_info(
+            args,
+            rt,
+            timer,
+            dtype=str(rt.compute_dtype()).removeprefix("torch."),
+            settings={**config.settings(), "precision": rt.precision},
+        )
     rendered = render_scaling(result, info)
     paths = write_rendered(out_dir, rendered)
     if args.json:
