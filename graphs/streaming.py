@@ -87,13 +87,16 @@ def whole_pass_bytes(spec: Spec, rows: int = 1) -> int:
     return 8 * _COPIES * max(rows, 1) * max(spec.sizes)
 
 
-def should_stream(spec: Spec, rows: int = 1, budget: int = STREAM_BYTES) -> bool:
-    """Whether the exact side should go by bands: row-local bottom layers and a whole pass over ``budget``."""
+def should_stream(spec: Spec, rows: int = 1, budget: int | None = None) -> bool:
+    """Whether the exact side should go by bands: row-local bottom layers and a whole pass
+    over ``budget`` bytes (default ``STREAM_BYTES``)."""
+    budget = STREAM_BYTES if budget is None else budget
     return local_prefix(spec) > 0 and whole_pass_bytes(spec, rows) > budget
 
 
-def band_rows(spec: Spec, rows: int = 1, budget: int = BAND_BYTES) -> int:
-    """Input rows per band so that one band's tensors fit ``budget`` bytes."""
+def band_rows(spec: Spec, rows: int = 1, budget: int | None = None) -> int:
+    """Input rows per band so that one band's tensors fit ``budget`` bytes (default ``BAND_BYTES``)."""
+    budget = BAND_BYTES if budget is None else budget
     t = local_prefix(spec)
     if t == 0:
         return spec.shapes[0][1] if len(spec.shapes[0]) == 3 else 1
@@ -155,8 +158,10 @@ def layer_degree(spec: Spec, l: int, lo: int | None = None, hi: int | None = Non
     return layer.apply(weight, [history[j] for j in layer.reads(l)], structural=True)[0]  # pyright: ignore[reportArgumentType]
 
 
-def degree_bands(spec: Spec, l: int, *, budget: int = BAND_BYTES) -> Iterator[torch.Tensor]:
-    """Layer ``l``'s in-degrees in pieces: row bands of a row-local layer, else the whole map."""
+def degree_bands(spec: Spec, l: int, *, budget: int | None = None) -> Iterator[torch.Tensor]:
+    """Layer ``l``'s in-degrees in pieces: row bands of a row-local layer (of about ``budget``
+    bytes, default ``BAND_BYTES``), else the whole map."""
+    budget = BAND_BYTES if budget is None else budget
     shapes = spec.shapes
     if not _is_row_local(spec, l):
         yield layer_degree(spec, l)
@@ -301,7 +306,7 @@ def vjp_bands(
     outputs: Sequence[int],
     *,
     modulus: int | None = None,
-    budget: int = BAND_BYTES,
+    budget: int | None = None,
     band: int | None = None,
     progress: bool = False,
     desc: str = "operator pass",
@@ -348,9 +353,10 @@ def _readers_of(layer: Layer, in_shape: Shape, out_shape: Shape) -> list[np.ndar
     return [np.unique(np.asarray(f, dtype=np.int64)) for f in found]
 
 
-def max_out_degree(spec: Spec, *, budget: int = BAND_BYTES) -> int:
+def max_out_degree(spec: Spec, *, budget: int | None = None) -> int:
     """Largest out-degree (with multiplicity) of any node: the transposed all-ones maps of the
     layers, in row bands of the input where one row-local layer alone reads an activation."""
+    budget = BAND_BYTES if budget is None else budget
     shapes = spec.shapes
     readers_of: dict[int, list[int]] = {}
     for l, layer in enumerate(spec.layers, start=1):

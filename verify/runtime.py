@@ -103,7 +103,7 @@ class ThreadTuner:
     def next(self) -> int:
         if self._plan:
             n = self._plan[0]
-        elif self._since_probe >= self.period:
+        elif self._since_probe >= self.period and len(self.choices) > 1:
             others = [c for c in self.choices if c != self.best]
             n = min(others, key=lambda c: len(self._times[c]))
             self._probing = n
