@@ -39,16 +39,21 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as `python bench/...` from anywhere: this checkout's code, not an installed one
+    sys.path.insert(0, str(ROOT))
 
-from graphs.spec import build_spec
-from verify.engine import choose_backend, draw_quantities, forward_flops, measure, supports_manual
-from verify.memory import glibc_available, retain_freed_memory
-from verify.model import build_module, sample_params
-from verify.runtime import runtime
-from verify.sampling import sample_inputs, sample_labels
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from graphs.spec import build_spec  # noqa: E402
+from verify.engine import choose_backend, draw_quantities, forward_flops, measure, supports_manual  # noqa: E402
+from verify.memory import glibc_available, retain_freed_memory  # noqa: E402
+from verify.model import build_module, sample_params  # noqa: E402
+from verify.runtime import runtime  # noqa: E402
+from verify.sampling import sample_inputs, sample_labels  # noqa: E402
 
 SECTIONS = ("cores", "percore", "memory", "layers", "threads", "backends")
 MM = 2048

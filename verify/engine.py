@@ -325,12 +325,17 @@ class _Evaluator:
 
     def __call__(self, draws: Sequence[Draw]) -> np.ndarray:
         if self.backend == "vmap":
-            stacked = stack_draws(draws, self.device)
-            g = len(draws)
-            step = self._steps.get(g)
-            if step is None:
-                step = self._steps[g] = GraphedStep(self._stacked, enabled=self.graphs)
-            return step(stacked.params, stacked.x, stacked.y).cpu().numpy()
+            try:
+                return self._group(draws)
+            except torch.cuda.OutOfMemoryError:
+                # the memory estimate of group_size was short (a workspace, another process):
+                # halve the group rather than fail the run
+                if len(draws) == 1:
+                    raise
+                torch.cuda.empty_cache()
+                self.graphs = False
+                half = len(draws) // 2
+                return np.concatenate([self(draws[:half]), self(draws[half:])])
         out = np.empty((len(draws), len(QUANTITIES), self.batch))
         grads = manual_gradients if self.backend == "manual" else _autograd_gradients
         for n, draw in enumerate(draws):
@@ -340,6 +345,14 @@ class _Evaluator:
                 lg, kg = grads(self.spec, p, _to_device_layout(x[lo : lo + self.step]), y[lo : lo + self.step])
                 out[n, :, lo : lo + self.step] = sample_quantities(lg, kg, self.spec.d, eps_inf=self.eps_inf)
         return out
+
+    def _group(self, draws: Sequence[Draw]) -> np.ndarray:
+        stacked = stack_draws(draws, self.device)
+        g = len(draws)
+        step = self._steps.get(g)
+        if step is None:
+            step = self._steps[g] = GraphedStep(self._stacked, enabled=self.graphs)
+        return step(stacked.params, stacked.x, stacked.y).cpu().numpy()
 
     @property
     def fallback_reason(self) -> str | None:
@@ -462,7 +475,7 @@ def _measure_spec(
         group = 1
     cuda = rt.device.type == "cuda"
     sampler = DrawSampler(spec, seed, batch, cdtype, inputs, base_dim, pin=cuda)
-    workers = default_workers(rt.device)
+    workers = default_workers(rt.device) if rt.prefetch is None else max(0, int(rt.prefetch))
     evaluate = _Evaluator(
         spec,
         batch,

@@ -143,6 +143,7 @@ class Runtime:
     precision: str
     default_threads: int
     cuda_graphs: bool = True  # replay the engine's fixed-shape draw step from a CUDA graph (CUDA only)
+    prefetch: int | None = None  # CPU threads drawing ahead; None: verify.draws.default_workers
 
     @property
     def description(self) -> str:
@@ -193,6 +194,7 @@ def runtime(
     threads: int | None = None,
     precision: str = "fp32",
     cuda_graphs: bool = True,
+    prefetch: int | None = None,
 ) -> Iterator[Runtime]:
     """Resolve the device and precision, yield a ``Runtime``; restore torch's settings on exit."""
     if precision not in PRECISIONS:
@@ -211,7 +213,7 @@ def runtime(
         torch.backends.cudnn.benchmark = True
     try:
         with retain_freed_memory():
-            yield Runtime(dev, threads, precision, saved_threads, cuda_graphs)
+            yield Runtime(dev, threads, precision, saved_threads, cuda_graphs, prefetch)
     finally:
         torch.set_num_threads(saved_threads)
         torch.backends.cuda.matmul.allow_tf32 = saved_matmul

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DEVICES", "EXACT_MAX_EDGES", "PRECISIONS"]
+__all__ = ["DEVICES", "EPS_INF", "EXACT_MAX_EDGES", "PRECISIONS", "SCALING_QUANTITIES"]
 
 DEVICES = ("auto", "cpu", "cuda")
 # fp32: float32 with TF32 off (the default); tf32: float32 with TF32 convolutions and matmuls
@@ -15,3 +15,19 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 # the exact mode of ``verify paths`` takes minutes and gigabytes, and the operator form gives
 # the same numbers in float64.
 EXACT_MAX_EDGES = 2_000_000
+
+# The paper's larger l_inf budget (0.5% of the pixel range); ``verify.theory`` uses it. It
+# scales the two vulnerability quantities, so it moves their intercept, never their slope.
+EPS_INF = 0.005
+
+# The scaling check's quantities, in the order of ``verify.theory.SCALING_PREDICTIONS`` (a test
+# checks that they agree); here so that ``verify scaling --help`` can list them without numpy.
+SCALING_QUANTITIES = (
+    "loss_grad_l1",
+    "loss_grad_l2",
+    "loss_grad_linf",
+    "logit_grad_l2",
+    "logit_grad_coord",
+    "vuln_linf",
+    "vuln_l2",
+)

@@ -44,7 +44,8 @@ all Corollary 6's slopes need; the report says which hypothesis each verdict rel
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from verify.theory import EPS_INF, SCALING_QUANTITIES
+    # from verify.settings, not verify.theory: --help must not import numpy
+    from verify.settings import EPS_INF, SCALING_QUANTITIES
 
     parser = subparsers.add_parser(
         "scaling",

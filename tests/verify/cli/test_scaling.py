@@ -263,3 +263,11 @@ def test_precision_is_a_setting_and_its_error_is_measured(tmp_path, capsys):
     assert 1e-4 < bf16["precision"]["max_relative_error"] < 0.2
     report = (tmp_path / "b" / "scaling-dense.md").read_text()
     assert "- precision: bf16 (bfloat16 nets, float64 sums): per-sample quantities within" in report
+
+
+def test_help_lists_the_theorys_quantities():
+    from verify import settings, theory
+
+    # the command line reads them from verify.settings so that --help need not import numpy
+    assert settings.SCALING_QUANTITIES == theory.SCALING_QUANTITIES
+    assert settings.EPS_INF == theory.EPS_INF
