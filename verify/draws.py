@@ -67,17 +67,19 @@ class DrawSampler:
 def stack_draws(draws: Sequence[Draw], device: torch.device | str) -> Draw:
     """Draws stacked along a new leading axis (weights ``(G, ...)``, inputs ``(G, B, ...)``) on ``device``.
 
-    Pinned sources are copied asynchronously, so the copy overlaps the device's queue.
+    On a GPU each draw is copied into its slot of the device tensor straight from its own
+    (pinned) memory, asynchronously: no stacking on the host, and the copies queue behind
+    the device's work.
     """
     device = torch.device(device)
-    blocking = device.type == "cpu"
 
     def move(ts: list[torch.Tensor]) -> torch.Tensor:
-        t = torch.stack(ts) if len(ts) > 1 else ts[0].unsqueeze(0)
-        if t.device != device:
-            t = t.pin_memory() if not blocking and not t.is_pinned() else t
-            t = t.to(device, non_blocking=not blocking)
-        return t
+        if device.type == "cpu":
+            return torch.stack(ts) if len(ts) > 1 else ts[0].unsqueeze(0)
+        out = torch.empty((len(ts), *ts[0].shape), dtype=ts[0].dtype, device=device)
+        for k, t in enumerate(ts):
+            out[k].copy_(t, non_blocking=t.is_pinned())
+        return out
 
     first = draws[0].params
     params = [None if w is None else move([d.params[j] for d in draws]) for j, w in enumerate(first)]  # pyright: ignore[reportArgumentType]

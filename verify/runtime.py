@@ -5,17 +5,19 @@ freed memory for reuse (``verify.memory``) and restores torch's global settings 
 notebook's own settings survive a check. Inside, ``rt.threads_for(flops)`` applies the thread
 policy to a piece of work, and ``rt.thread_tuner(flops)`` gives the engine a per-draw choice:
 
-- work whose forward pass costs fewer than ``SINGLE_THREAD_FLOPS`` runs on one thread. Its
-  operations are too small to split across cores, and with two threads every operation is a
-  parallel region that stalls for a scheduler quantum whenever another process holds a core:
-  measured on 2 cores under load, the 32x32 CNN took 6 ms per draw on one thread in every
-  round but up to 270 ms on two; when idle, two threads were only 10-30% faster there;
+- work whose forward pass costs fewer than ``TUNE_FLOPS`` (the 32-pixel CNN) runs on one
+  thread. Its operations are too small to split across cores, and with two threads every
+  operation is a parallel region that stalls for a scheduler quantum whenever another
+  process holds a core: measured on 2 cores under load, the 32x32 CNN took 6 ms per draw on
+  one thread in every round but up to 270 ms on two; when idle, two threads were only
+  10-30% faster there;
 - larger work is timed: ``ThreadTuner`` runs draws on one thread and on all threads in turn,
   keeps the faster, and re-checks the other now and then (less often while the choice
   holds), so a machine that gets busy (two threads 2-4x slower than one, measured) or quiet
   again is followed within a few draws. A fixed ``threads`` turns the tuning off. Results do
   not depend on the thread count (a test checks it bit for bit), so the choice changes only
-  the time.
+  the time. (``threads_for`` keeps the static rule, one thread below
+  ``SINGLE_THREAD_FLOPS``, for the loops that are not tuned.)
 
 Precision (``verify.settings.PRECISIONS``). cuDNN and cuBLAS default to TF32 for float32
 convolutions and matmuls on recent GPUs, which moves per-sample gradients by up to 5% against
@@ -44,6 +46,7 @@ __all__ = [
     "DEVICES",
     "PRECISIONS",
     "SINGLE_THREAD_FLOPS",
+    "TUNE_FLOPS",
     "Runtime",
     "ThreadTuner",
     "resolve_device",
@@ -51,6 +54,10 @@ __all__ = [
 ]
 
 SINGLE_THREAD_FLOPS = 1e9
+# Work from this size up is timed on one thread and on all threads (ThreadTuner): the 64- and
+# 128-pixel draws of the paper net (0.2 and 0.9 GFLOP) may gain from two threads on a quiet
+# machine, and the tuner finds out instead of a fixed rule.
+TUNE_FLOPS = 1e8
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -168,12 +175,14 @@ class Runtime:
         return self.default_threads
 
     def thread_tuner(self, flops: float | None) -> ThreadTuner | None:
-        """A ``ThreadTuner`` over one thread and all threads for CPU work of ``flops`` that the
-        static policy would give several threads; None where the count is fixed."""
-        if self.threads is not None or self.device.type != "cpu":
+        """A ``ThreadTuner`` over one thread and all threads for CPU work of at least
+        ``TUNE_FLOPS``; None where the count is fixed (a fixed ``threads``, one core, a GPU,
+        or work so small that one thread is the answer)."""
+        if self.threads is not None or self.device.type != "cpu" or self.default_threads <= 1:
             return None
-        n = self.thread_count(flops)
-        return ThreadTuner([1, n]) if n > 1 else None
+        if flops is None or flops < TUNE_FLOPS:
+            return None
+        return ThreadTuner([1, self.default_threads])
 
     @contextlib.contextmanager
     def threads_for(self, flops: float | None) -> Iterator[int]:

@@ -73,3 +73,15 @@ def test_precisions_and_their_errors():
     assert errors["fp32"] < 1e-4
     assert errors["bf16"] < 0.2
     assert errors["bf16"] > errors["fp32"]
+
+
+def test_scaling_check_on_the_gpu_runs_the_exact_side_beside_it():
+    from verify.checks.scaling import ScalingConfig, check_scaling, size_status
+
+    specs = tuple(build_spec("strided-cnn", n, channels=8) for n in (16, 32))
+    config = ScalingConfig(specs, draws=8, n_boot=200)
+    with runtime("cuda") as rt:
+        result = check_scaling(config, rt=rt)
+    assert list(result.status) == [size_status(s) for s in specs]
+    assert result.precision is not None
+    assert result.precision.max_relative < 1e-4

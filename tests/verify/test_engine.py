@@ -354,7 +354,7 @@ def test_thread_count_and_the_tuner_do_not_change_float32_numbers(monkeypatch):
     with runtime("cpu", threads=1) as rt:
         one = measure([spec], draws=6, batch=2, seed=0, rt=rt, progress=False)
     # every piece of work above the single-thread limit: the tuner alternates 1 and 2 threads
-    monkeypatch.setattr(runtime_module, "SINGLE_THREAD_FLOPS", 0.0)
+    monkeypatch.setattr(runtime_module, "TUNE_FLOPS", 0.0)
     rt2 = Runtime(torch.device("cpu"), None, "fp32", 2)
     assert rt2.thread_tuner(1.0) is not None
     tuned = measure([spec], draws=6, batch=2, seed=0, rt=rt2, progress=False)

@@ -58,6 +58,7 @@ def test_runtime_policy_and_precision():
     assert rt.compute_dtype(torch.float64) is torch.float64
     assert Runtime(torch.device("cpu"), None, "fp32", 2).compute_dtype() is torch.float32
     assert rt.thread_tuner(1e3) is None  # small work: one thread, nothing to choose
+    assert rt.thread_tuner(5e8) is not None  # below SINGLE_THREAD_FLOPS, but worth timing
     tuner = rt.thread_tuner(1e12)
     assert tuner is not None
     assert tuner.choices == [1, 2]

@@ -293,9 +293,16 @@ def check_scaling(
     from verify.engine import measure, precision_error
 
     specs = config.specs
-    if status is None:
+    pending = None
+    if status is None and records is None and rt is not None and rt.device.type != "cpu":
+        # The exact side runs on the CPU and the Monte Carlo on the GPU: side by side.
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="exact-side")
+        pending = pool.submit(lambda: [size_status(s) for s in specs])
+        pool.shutdown(wait=False)
+    elif status is None:
         status = [size_status(s, progress=progress) for s in specs]
-    hyp = hypothesis_status(status)
     if records is None:
         records = measure(
             specs,
@@ -307,6 +314,10 @@ def check_scaling(
             rt=rt,
             progress=progress,
         )
+    if pending is not None:
+        status = pending.result()
+    assert status is not None
+    hyp = hypothesis_status(status)
     precision = None
     if rt is not None:
         from verify.engine import QUANTITIES
