@@ -47,9 +47,10 @@ __all__ = [
 ]
 
 # Chosen from a profile of the main command on 2 CPU cores. One sample (forward + two
-# backward passes) of the 3x256x256 net costs ~57 ms, ~3/4 of the per-sample cost over
-# 32,64,128,256; the exact (S)/H3 checks, fits and plot add ~8 s. 160 draws x 2 inputs keep
-# the run near half a minute on an idle machine and give 95% intervals about +-0.01 wide.
+# backward passes) of the 3x256x256 net costs ~110 ms of one core (~57 ms on two), ~3/4 of
+# the per-sample cost over 32,64,128,256; the exact (S)/H3 checks, fits and plot add a few
+# seconds. 160 draws x 2 inputs keep the run near half a minute on an idle machine and give
+# 95% intervals about +-0.01 wide.
 # Draws, not inputs, set the interval: measured on this net, a draw's mean over B inputs has
 # relative variance ~0.085^2 + 0.19^2 / B, so extra inputs per draw buy little once B = 2.
 DEFAULT_DRAWS = 160
