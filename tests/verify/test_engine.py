@@ -408,3 +408,27 @@ def test_graphed_evaluator_runs_eagerly_on_a_cpu():
     plain = draw_quantities(spec, 1, [0, 1, 2], 2, device=cpu, backend="vmap")
     graphed = draw_quantities(spec, 1, [0, 1, 2], 2, device=cpu, backend="vmap", graphs=True)
     assert np.array_equal(plain, graphed)
+
+
+def test_a_short_last_group_rides_in_the_captured_graph():
+    from verify.draws import DrawSampler
+    from verify.engine import _Evaluator
+
+    spec = _spec("strided-cnn", 8, {"channels": 3, "strides": (1, 2)})
+    cpu = torch.device("cpu")
+    ev = _Evaluator(spec, 2, device=cpu, backend="vmap", eps_inf=EPS_INF, chunk=None, graphs=False)
+    calls = []
+
+    class Captured:  # stands in for a GraphedStep captured on a GPU for groups of 4 draws
+        captured = True
+
+        def __call__(self, params, x, y):
+            calls.append(x.shape[0])
+            return ev._stacked(params, x, y)
+
+    ev._steps[4] = Captured()  # pyright: ignore[reportArgumentType]
+    draws = [DrawSampler(spec, 0, 2).sample(i) for i in range(3)]
+    got = ev(draws)
+    assert calls == [4]
+    assert got.shape == (3, len(QUANTITIES), 2)
+    np.testing.assert_allclose(got, draw_quantities(spec, 0, [0, 1, 2], 2, device=cpu, backend="vmap"), rtol=2e-6)
