@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -79,14 +80,20 @@ class ThreadTuner:
     """The faster of several thread counts for a stream of like pieces of work, by timing them.
 
     ``next()`` says how many threads the next piece gets; ``record(threads, seconds, units)``
-    reports how long it took for ``units`` draws. The first piece at each count is a warm-up
-    (oneDNN builds its kernels, the allocator fills) and is not counted. After one timed
-    piece per count the tuner keeps the fastest (median of its last three timings) and probes
-    each other count once every ``period`` pieces: a probe that confirms the choice doubles the
+    reports how long it took for ``units`` draws. The first piece is a warm-up (the allocator
+    fills, oneDNN builds its kernels) and is not counted. Then one piece at each count, and
+    the tuner keeps the fastest (the median of each count's last three timings) and probes
+    the others once every ``period`` pieces: a probe that confirms the choice doubles the
     period (up to ``max_period``), one that overturns it switches and resets the period.
+
+    ``start``: a count believed best already (one thread on a machine that other processes
+    keep busy): no exploration, the first probe after ``first_period`` pieces. Probing is
+    what a wrong belief costs, and it is paid rarely.
     """
 
-    def __init__(self, choices: Sequence[int], *, first_period: int = 4, max_period: int = 64):
+    def __init__(
+        self, choices: Sequence[int], *, first_period: int = 4, max_period: int = 64, start: int | None = None
+    ):
         self.choices = sorted({max(1, int(c)) for c in choices})
         if not self.choices:
             raise ValueError("ThreadTuner needs at least one thread count")
@@ -94,18 +101,22 @@ class ThreadTuner:
         self.max_period = max(self.first_period, int(max_period))
         self.period = self.first_period
         self._times: dict[int, deque[float]] = {c: deque(maxlen=3) for c in self.choices}
-        self._warm: set[int] = set()
-        # warm-ups first, then one timed piece per count, interleaved so that a change of load hits all
-        self._plan: deque[int] = deque([*self.choices, *self.choices]) if len(self.choices) > 1 else deque()
+        self._warmed = False
+        if start is not None and int(start) not in self.choices:
+            raise ValueError(f"start {start} is not one of the choices {self.choices}")
+        first = self.choices[0] if start is None else int(start)
+        # a warm-up, then one timed piece per count, alternating so that a change of load hits all
+        explore = [first, *(c for c in reversed(self.choices) if c != first), first] if start is None else [first]
+        self._plan: deque[int] = deque(explore) if len(self.choices) > 1 else deque()
         self._since_probe = 0
         self._probing: int | None = None
-        self.best = self.choices[-1] if len(self.choices) > 1 else self.choices[0]
+        self.best = first
         self.history: list[int] = []
 
     def estimate(self, threads: int) -> float:
         """Seconds per unit at ``threads``: the median of its last timings (inf when untimed)."""
         t = sorted(self._times[threads])
-        return t[len(t) // 2] if t else math.inf
+        return t[(len(t) - 1) // 2] if t else math.inf
 
     def next(self) -> int:
         if self._plan:
@@ -121,24 +132,34 @@ class ThreadTuner:
 
     def record(self, threads: int, seconds: float, units: int = 1) -> None:
         per = seconds / max(1, units)
-        if threads not in self._warm:
-            self._warm.add(threads)
+        if not self._warmed:
+            self._warmed = True
         else:
             self._times[threads].append(per)
         if self._plan and self._plan[0] == threads:
             self._plan.popleft()
             if not self._plan:
-                self.best = min(self.choices, key=self.estimate)
+                self.best = min(self.choices, key=lambda c: (self.estimate(c), c != self.best))
                 self._since_probe = 0
             return
         if self._probing == threads:
             self._probing = None
             self._since_probe = 0
             before = self.best
-            self.best = min(self.choices, key=self.estimate)
+            self.best = min(self.choices, key=lambda c: (self.estimate(c), c != before))
             self.period = min(2 * self.period, self.max_period) if self.best == before else self.first_period
             return
         self._since_probe += 1
+
+
+def _busy_elsewhere() -> float:
+    """Runnable threads of other processes, roughly: the 1-minute load average less this
+    process's own torch threads (0 where the OS has no load average)."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return 0.0
+    return load - torch.get_num_threads()
 
 
 @dataclass(frozen=True)
@@ -182,6 +203,9 @@ class Runtime:
             return None
         if flops is None or flops < TUNE_FLOPS:
             return None
+        if _busy_elsewhere() >= 1.0:
+            # other processes keep the cores busy: start on one thread and probe the others rarely
+            return ThreadTuner([1, self.default_threads], start=1, first_period=16)
         return ThreadTuner([1, self.default_threads])
 
     @contextlib.contextmanager

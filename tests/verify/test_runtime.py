@@ -47,6 +47,32 @@ def test_tuner_follows_a_change_of_load():
     assert used[-1] == 1 or used[-2] == 1
 
 
+def test_tuner_on_a_busy_machine_starts_on_one_thread_and_probes_rarely():
+    tuner = ThreadTuner([1, 2], start=1, first_period=16, max_period=64)
+    used = _drive(tuner, lambda n, k: 2.7 if n == 2 else 1.0, 160)  # two threads 2.7x slower, as measured
+    assert used[:17] == [1] * 17  # no exploration: the warm-up, then 16 pieces before the first probe
+    assert used.count(2) <= 3  # probes after 16, 32 and 64 more pieces
+    # a quiet machine is found all the same, at the first probe
+    quiet = ThreadTuner([1, 2], start=1, first_period=16)
+    used = _drive(quiet, lambda n, k: 0.6 if n == 2 else 1.0, 40)
+    assert used[-20:].count(2) >= 18  # two threads from then on, but for a probe of one now and then
+
+
+def test_runtime_reads_the_machines_load(monkeypatch):
+    import verify.runtime as runtime_module
+
+    rt = Runtime(torch.device("cpu"), None, "fp32", 2)
+    monkeypatch.setattr(runtime_module, "_busy_elsewhere", lambda: 6.0)
+    busy = rt.thread_tuner(1e12)
+    assert busy is not None
+    assert busy.next() == 1
+    assert busy.period == 16
+    monkeypatch.setattr(runtime_module, "_busy_elsewhere", lambda: 0.0)
+    quiet = rt.thread_tuner(1e12)
+    assert quiet is not None
+    assert quiet.period == 4
+
+
 def test_tuner_with_one_choice_is_fixed():
     tuner = ThreadTuner([3])
     assert _drive(tuner, lambda n, k: 1.0, 5) == [3] * 5
