@@ -13,17 +13,24 @@ of the float64 DP's, measured in the same run.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import networkx as nx
-import torch
 
-from graphs.dag import output_nodes, to_dag
-from graphs.hypotheses import h3_violation_fraction
-from graphs.operator import path_sums_operator
-from graphs.pathsums import operator_path_sums, path_sums_dp, spec_edge_count
-from graphs.spec import build_spec
-from graphs.symmetry import randomised_symmetry
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as `python bench/...` from anywhere: this checkout's code, not an installed one
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from graphs.dag import output_nodes, to_dag  # noqa: E402
+from graphs.hypotheses import h3_violation_fraction  # noqa: E402
+from graphs.operator import path_sums_operator  # noqa: E402
+from graphs.pathsums import operator_path_sums, path_sums_dp, spec_edge_count  # noqa: E402
+from graphs.spec import build_spec  # noqa: E402
+from graphs.symmetry import randomised_symmetry  # noqa: E402
 
 
 def best_of(fn, repeats: int) -> tuple[float, object]:

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from graphs.dag import ensure_dag, node_layers
-from graphs.operator import in_degree_maps
 from graphs.spec import Spec
 
 __all__ = [
@@ -70,19 +69,26 @@ def h3_violation_counts(spec: Spec) -> list[tuple[int, int, int]]:
     A neuron violates H3 when its in-degree (with multiplicity) differs from the nominal
     fan-in, i.e. its init variance 2/nominal differs from 2/in-degree. Logits count.
     """
+    from graphs.streaming import collapse_broadcast, degree_bands
+
     out = []
-    for l, (layer, deg) in enumerate(zip(spec.layers, in_degree_maps(spec)), start=1):
+    for l, layer in enumerate(spec.layers, start=1):
         nominal = layer.fan_in()
         if nominal is None:
             continue
-        nominal_t = (
-            torch.as_tensor(np.asarray(nominal), dtype=deg.dtype).reshape(-1)
-            if isinstance(nominal, np.ndarray)
-            else nominal
-        )
-        flat = deg.reshape(-1)
-        bad = int((flat != nominal_t).sum())
-        out.append((l, bad, flat.numel()))
+        bad = total = 0
+        # in row bands (graphs.streaming): a 4096-pixel net's degree maps do not fit in memory whole
+        for deg in degree_bands(spec, l):
+            if isinstance(nominal, np.ndarray):
+                # a per-neuron fan-in indexes the first (output-feature) axis
+                fan = torch.as_tensor(np.asarray(nominal), dtype=deg.dtype).reshape(-1, *([1] * (deg.dim() - 1)))
+                bad += int((deg != fan).sum())
+            else:
+                # a conv's degrees repeat over its channels: count one copy, times the copies
+                once = collapse_broadcast(deg)
+                bad += int((once != nominal).sum()) * (deg.numel() // max(1, once.numel()))
+            total += deg.numel()
+        out.append((l, bad, total))
     return out
 
 

@@ -58,7 +58,10 @@ def in_degree_maps(
 
 def path_sum_factor(layer: int, kind: str, degree: torch.Tensor) -> torch.Tensor:
     """Lemma 7's factor 1/d_p (for a pooling node, d_p = a and its weight is 1/a: the same)."""
-    return 1.0 / degree
+    from graphs.streaming import collapse_broadcast
+
+    # elementwise: computed once where the degrees are a broadcast (a conv's, over channels)
+    return (1.0 / collapse_broadcast(degree)).expand(degree.shape)
 
 
 def multiplier_maps(

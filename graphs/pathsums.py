@@ -18,24 +18,28 @@ These work on any networkx ``DiGraph``/``MultiDiGraph``: the inputs are the node
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Hashable, Mapping, Sequence, Union
 
 import networkx as nx
+import numpy as np
 import torch
 
 from graphs.dag import ensure_dag, input_nodes
-from graphs.operator import in_degree_maps, path_sums_operator
+from graphs.operator import path_sums_operator
 from graphs.spec import Spec
 
 __all__ = [
     "GraphFactor",
+    "PathSumSummary",
     "ancestor_order",
     "inverse_degree",
     "lemma7_total",
     "lemma8_holds",
     "operator_path_sums",
     "output_classes",
+    "path_sum_summary",
     "path_sums_bruteforce",
     "path_sums_dp",
     "scaled_path_sum_range",
@@ -190,9 +194,12 @@ def scaled_path_sum_range(g: nx.DiGraph, o: Hashable, *, exact: bool = True) -> 
 def spec_edge_count(spec: Spec) -> int:
     """Number of edges of ``to_dag(spec)`` (with multiplicity), without building it.
 
-    Every edge enters exactly one node, so the edges are the sum of all in-degrees.
+    Every edge enters exactly one node, so the edges are the sum of all in-degrees (taken in
+    row bands, ``graphs.streaming.degree_bands``, so that a 4096-pixel net fits in memory).
     """
-    return int(math.fsum(float(m.sum()) for m in in_degree_maps(spec)))
+    from graphs.streaming import degree_bands
+
+    return int(math.fsum(float(m.sum()) for l in range(1, len(spec.layers) + 1) for m in degree_bands(spec, l)))
 
 
 def output_classes(spec: Spec, outputs: Sequence[int] | None = None) -> list[list[int]]:
@@ -222,3 +229,55 @@ def operator_path_sums(
         for o in members:
             result[where[o]] = row
     return result
+
+
+@dataclass(frozen=True)
+class PathSumSummary:
+    """What the checks read from the path sums ``P(x, o)`` of a spec, for every logit o.
+
+    ``classes`` groups logits with identical in-edges (identical sums); ``totals[k]`` is
+    Lemma 7's ``sum_x P(x, o)`` of class k; ``scaled_min``/``scaled_max`` bound ``d * P(x, o)``
+    over every input and logit; ``first`` is ``d * P(x, o_0)`` over the input (logit 0), shaped
+    like the input.
+    """
+
+    classes: list[list[int]]
+    totals: list[float]
+    scaled_min: float
+    scaled_max: float
+    first: np.ndarray = field(repr=False)
+    streamed: bool = False
+
+
+def path_sum_summary(spec: Spec, *, progress: bool = False) -> PathSumSummary:
+    """Path sums of every logit reduced to ``PathSumSummary`` in float64.
+
+    Small nets: one whole operator pass per class of logits (``path_sums_operator``). Nets
+    whose whole pass would not fit ``graphs.streaming.STREAM_BYTES``: row bands of the input
+    (``graphs.streaming.vjp_bands``), so memory stays bounded (a 4096 x 4096 paper net in
+    about 2 GB, the one full-size array kept being ``first``).
+    """
+    from graphs.operator import path_sum_factor
+    from graphs.streaming import Band, should_stream, vjp_bands
+
+    classes = output_classes(spec)
+    reps = [c[0] for c in classes]
+    first_class = next(k for k, c in enumerate(classes) if 0 in c)
+    streamed = should_stream(spec, len(reps))
+    if streamed:
+        bands = vjp_bands(spec, path_sum_factor, reps, progress=progress, desc=f"path sums dim={spec.dim}")
+    else:
+        whole = path_sums_operator(spec, reps).reshape((len(reps), *spec.input_shape))
+        height = spec.input_shape[1] if len(spec.input_shape) == 3 else spec.d
+        bands = iter([Band(0, height, whole)])
+    totals = [0.0] * len(reps)
+    lo, hi = math.inf, -math.inf
+    first = np.empty(spec.d, dtype=np.float64)
+    for band in bands:
+        flat = band.values.reshape(len(reps), -1)
+        for k in range(len(reps)):
+            totals[k] += float(flat[k].sum())
+        lo = min(lo, spec.d * float(flat.min()))
+        hi = max(hi, spec.d * float(flat.max()))
+        first[band.flat_index(spec.input_shape)] = spec.d * flat[first_class].numpy()
+    return PathSumSummary(classes, totals, lo, hi, first.reshape(spec.input_shape), streamed)

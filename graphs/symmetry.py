@@ -40,7 +40,6 @@ import numpy as np
 import torch
 
 from graphs.dag import input_nodes, output_nodes, to_dag
-from graphs.operator import in_degree_maps, operator_vjp
 from graphs.pathsums import _check, ancestor_order, output_classes, spec_edge_count
 from graphs.rng import Stream, numpy_rng
 from graphs.spec import Spec
@@ -198,60 +197,12 @@ def random_prime(high: int, rng: np.random.Generator) -> int:
             return n
 
 
-def _layer_vjp(spec: Spec, l: int, cot: torch.Tensor) -> dict[int, torch.Tensor]:
-    """Transpose of layer ``l``'s structural (all-ones) linear map applied to ``cot``."""
-    layer = spec.layers[l - 1]
-    reads = layer.reads(l)
-    batch = cot.shape[0]
-    history = [
-        torch.zeros((batch, *spec.shapes[j]), dtype=cot.dtype, device=cot.device, requires_grad=True) for j in reads
-    ]
-    with torch.enable_grad():
-        out = layer.apply(layer.structural_weight(cot.dtype, cot.device), history, structural=True)
-        grads = torch.autograd.grad(out, history, grad_outputs=cot.reshape(out.shape), allow_unused=True)
-    return {j: (torch.zeros_like(h) if gr is None else gr) for j, h, gr in zip(reads, history, grads)}
-
-
-def _guard(t: torch.Tensor, what: str) -> None:
-    # Inputs to every sum are non-negative integers, so a result below 2^53 proves no
-    # partial sum was rounded; above it we would silently lose exactness.
-    if t.numel() and float(t.max()) >= EXACT_FLOAT:
-        raise ArithmeticError(f"{what}: an intermediate reached 2^53; the modulus is too large for exact float64")
-
-
-@torch.no_grad()
-def _backward_pass(
-    spec: Spec, multipliers: list[torch.Tensor], outputs: list[int], modulus: int | None
-) -> torch.Tensor:
-    """Rows ``sum_{paths x->o} prod m(p)`` for each o, layer by layer, optionally mod ``modulus``."""
-    L = len(spec.layers)
-    dtype = multipliers[0].dtype
-    acc: dict[int, torch.Tensor] = {}
-    top = torch.zeros((len(outputs), spec.sizes[L]), dtype=dtype)
-    top[torch.arange(len(outputs)), torch.as_tensor(outputs)] = 1
-    acc[L] = top.reshape((len(outputs), *spec.shapes[L]))
-    for l in range(L, 0, -1):
-        cot = acc.pop(l) * multipliers[l - 1].unsqueeze(0)
-        if modulus is not None:
-            _guard(cot, f"layer {l} product")
-            cot = torch.remainder(cot, modulus)
-        for j, gr in _layer_vjp(spec, l, cot).items():
-            acc[j] = acc[j] + gr if j in acc else gr
-            if modulus is not None:
-                _guard(acc[j], f"layer {j} sum")
-        if modulus is not None and l - 1 in acc:
-            acc[l - 1] = torch.remainder(acc[l - 1], modulus)
-    return acc[0].reshape(len(outputs), -1)
-
-
 def _max_out_degree(spec: Spec) -> int:
-    """Largest out-degree (with multiplicity) of any node, from the transposed all-ones maps."""
-    out: dict[int, torch.Tensor] = {}
-    for l in range(1, len(spec.layers) + 1):
-        ones = torch.ones((1, *spec.shapes[l]), dtype=torch.float64)
-        for j, gr in _layer_vjp(spec, l, ones).items():
-            out[j] = out[j] + gr if j in out else gr
-    return max(int(t.max()) for t in out.values()) if out else 1
+    """Largest out-degree (with multiplicity) of any node, from the transposed all-ones maps
+    (in row bands where the layers allow: ``graphs.streaming.max_out_degree``)."""
+    from graphs.streaming import max_out_degree
+
+    return max_out_degree(spec)
 
 
 def _modulus_ceiling(max_out_degree: int) -> int:
@@ -281,17 +232,67 @@ def modular_path_polynomials(
         max_out_degree = _max_out_degree(spec)
     if modulus > _modulus_ceiling(max_out_degree):
         raise ValueError(f"modulus {modulus} is too large for exact float64 on {spec.describe()}")
-    multipliers = []
-    for deg in in_degree_maps(spec):
-        m = torch.empty_like(deg)
-        for value in torch.unique(deg).tolist():
-            m[deg == value] = float(z[int(value)] % modulus)
-        multipliers.append(m)
-    return _backward_pass(spec, multipliers, outputs, modulus)
+    out = torch.empty((len(outputs), spec.d), dtype=torch.float64)
+    for band in _modular_bands(spec, z, modulus, outputs):
+        out[:, torch.as_tensor(band.flat_index(spec.input_shape))] = band.values.reshape(len(outputs), -1)
+    return out
+
+
+def _degree_lookup(z: dict[int, int], modulus: int):
+    """The node factor ``z_{d_p} mod p`` of the modular pass, for ``graphs.streaming``."""
+    from graphs.streaming import collapse_broadcast
+
+    table = torch.zeros(max(z) + 1 if z else 1, dtype=torch.float64)
+    for deg, value in z.items():
+        table[deg] = float(value % modulus)
+
+    def factor(layer: int, kind: str, degree: torch.Tensor) -> torch.Tensor:
+        # looked up once per distinct position, then broadcast back (a conv's degrees repeat per channel)
+        return table[collapse_broadcast(degree).long()].expand(degree.shape)
+
+    return factor
+
+
+def _modular_bands(
+    spec: Spec,
+    z: dict[int, int],
+    modulus: int,
+    outputs: Sequence[int],
+    *,
+    progress: bool = False,
+    desc: str = "(S) trial",
+):
+    from graphs.streaming import should_stream, vjp_bands
+
+    band = None if should_stream(spec, len(outputs)) else spec.shapes[0][1] if len(spec.shapes[0]) == 3 else None
+    return vjp_bands(
+        spec, _degree_lookup(z, modulus), outputs, modulus=modulus, band=band, progress=progress, desc=desc
+    )
 
 
 def _degree_values(spec: Spec) -> list[int]:
-    return sorted({int(v) for deg in in_degree_maps(spec) for v in torch.unique(deg).tolist()})
+    from graphs.streaming import collapse_broadcast, degree_bands
+
+    return sorted(
+        {
+            int(v)
+            for l in range(1, len(spec.layers) + 1)
+            for deg in degree_bands(spec, l)
+            for v in torch.unique(collapse_broadcast(deg)).tolist()
+        }
+    )
+
+
+def _max_path_count(spec: Spec, outputs: Sequence[int], *, progress: bool = False) -> float:
+    """Largest number of paths from an input to one of ``outputs`` (float64: exact below 2^53)."""
+    from graphs.streaming import should_stream, vjp_bands
+
+    def ones(layer: int, kind: str, degree: torch.Tensor) -> torch.Tensor:
+        return torch.ones((), dtype=torch.float64).expand(degree.shape)
+
+    band = None if should_stream(spec, len(outputs)) else spec.shapes[0][1] if len(spec.shapes[0]) == 3 else None
+    bands = vjp_bands(spec, ones, outputs, band=band, progress=progress, desc=f"path counts dim={spec.dim}")
+    return max(float(b.values.max()) for b in bands)
 
 
 def _prime_count_lower(high: int) -> float:
@@ -315,8 +316,7 @@ def false_positive_bound(
         max_out_degree = _max_out_degree(spec)
     high = _modulus_ceiling(max_out_degree)
     reps = [c[0] for c in output_classes(spec, outputs)]
-    counts = operator_vjp(spec, [torch.ones_like(m) for m in in_degree_maps(spec)], reps)
-    n_max = max(float(counts.max()), 2.0)
+    n_max = max(_max_path_count(spec, reps), 2.0)
     # ceil of log2 with one bit to spare covers float64 rounding of the count
     log_n = math.ceil(math.log2(n_max)) + 1
     factors = math.floor(log_n / math.log2(high / 2))
@@ -338,10 +338,15 @@ class SymmetryVerdict:
 
 
 def randomised_symmetry(
-    spec: Spec, *, trials: int = 4, seed: int = 0, outputs: Sequence[int] | None = None
+    spec: Spec, *, trials: int = 4, seed: int = 0, outputs: Sequence[int] | None = None, progress: bool = False
 ) -> SymmetryVerdict:
     """(S) for every output by the randomised identity test; seeded (trial i draws from
-    ``numpy_rng(Stream.SYMMETRY_TRIAL, seed, i)``, so a trial can be replayed alone)."""
+    ``numpy_rng(Stream.SYMMETRY_TRIAL, seed, i)``, so a trial can be replayed alone).
+
+    Each trial's residues come band by band (``graphs.streaming``) and are compared with
+    input 0's as they come: the first band with a difference ends the test (on a net too
+    large for one pass the witness is then the first difference within that band).
+    """
     if trials < 1:
         raise ValueError("trials must be at least 1")
     if outputs is None:
@@ -358,12 +363,20 @@ def randomised_symmetry(
         p = random_prime(high, rng)
         primes.append(p)
         z = {deg: int(rng.integers(0, p)) for deg in degrees}
-        values = modular_path_polynomials(spec, z, p, reps, max_out_degree=max_out)
-        differs = values != values[:, :1]
-        if bool(differs.any()):
-            row, col = (int(i) for i in torch.nonzero(differs)[0])
-            # A difference of exact residues is a certificate: (S) fails, no probability involved.
-            return SymmetryVerdict(False, "randomised", t + 1, primes, 0.0, (reps[row], col))
+        reference: torch.Tensor | None = None
+        desc = f"(S) trial {t + 1} dim={spec.dim}"
+        for band in _modular_bands(spec, z, p, reps, progress=progress, desc=desc):
+            flat = band.values.reshape(len(reps), -1)
+            if reference is None:  # the first band holds input 0 (channel 0, row 0, column 0)
+                reference = flat[:, :1].clone()
+            differs = flat != reference
+            if bool(differs.any()):
+                index = band.flat_index(spec.input_shape)
+                hits = torch.nonzero(differs)
+                cols = index[hits[:, 1].numpy()]
+                k = int(np.lexsort((cols, hits[:, 0].numpy()))[0])
+                # A difference of exact residues is a certificate: (S) fails, no probability involved.
+                return SymmetryVerdict(False, "randomised", t + 1, primes, 0.0, (reps[int(hits[k, 0])], int(cols[k])))
     bound = false_positive_bound(spec, trials, reps, max_out_degree=max_out)
     return SymmetryVerdict(True, "randomised", trials, primes, bound)
 
@@ -374,7 +387,7 @@ def is_symmetric_operator(spec: Spec, trials: int = 4, seed: int = 0) -> bool:
 
 
 def symmetry_verdict(
-    spec: Spec, *, max_dag_edges: int = DAG_SYMMETRY_MAX_EDGES, trials: int = 4, seed: int = 0
+    spec: Spec, *, max_dag_edges: int = DAG_SYMMETRY_MAX_EDGES, trials: int = 4, seed: int = 0, progress: bool = False
 ) -> SymmetryVerdict:
     """Exact DAG polynomials when the DAG has at most ``max_dag_edges`` edges, randomised otherwise."""
     if spec_edge_count(spec) <= max_dag_edges:
@@ -385,7 +398,7 @@ def symmetry_verdict(
             o, x = verdict.witness
             verdict.witness = (o[1], x[1])
         return verdict
-    return randomised_symmetry(spec, trials=trials, seed=seed)
+    return randomised_symmetry(spec, trials=trials, seed=seed, progress=progress)
 
 
 def symmetry_status(spec: Spec) -> bool:

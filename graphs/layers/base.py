@@ -232,6 +232,19 @@ class Layer(abc.ABC):
         needs it); by default, whether the subclass overrides it."""
         return type(self).input_vjp is not Layer.input_vjp
 
+    def row_sources(self, lo: int, hi: int, in_shape: Shape) -> list[int | None] | None:
+        """For a row-local image layer (a window of input rows makes each output row): the
+        input rows that output rows ``lo..hi-1`` read, in order, with None for a row of the
+        vertical padding's zeros, such that ``apply_rows`` on those rows stacked gives exactly
+        these output rows. None (the default) for a layer that is not row-local (dense,
+        masked): the exact side then handles it whole (``graphs.streaming``)."""
+        return None
+
+    def apply_rows(self, weight: torch.Tensor | None, rows: torch.Tensor, *, structural: bool = False) -> torch.Tensor:
+        """``apply`` on the input rows ``row_sources`` listed, stacked along the height axis
+        (the vertical padding already in them): the output rows ``lo..hi-1``."""
+        raise NotImplementedError(f"{type(self).__name__} is not row-local")
+
     def flops(self, in_shapes: Sequence[Shape], out_shape: Shape) -> int:
         """Multiply-adds times two of one sample's forward pass through this layer;
         ``in_shapes`` are the shapes of the activations ``reads`` names. Constant weights

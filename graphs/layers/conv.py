@@ -132,10 +132,42 @@ class Conv2d(Layer):
         self, weight: torch.Tensor | None, inputs: Sequence[torch.Tensor], *, structural: bool = False
     ) -> torch.Tensor:
         (h,) = inputs
+        if structural:
+            # All-ones weights: every output channel is the same box sum of the channel sum.
+            # Computed that way (exact for integers, and C_in * C_out times less work) rather
+            # than as a dense convolution, so the exact side's float64 passes stay cheap.
+            s = h.sum(1, keepdim=True)
+            s = pad_input(s, self.pad, self.padding) if self.padding != "zeros" else s
+            ones = torch.ones((1, 1, self.kernel, self.kernel), dtype=h.dtype, device=h.device)
+            pad = self.pad if self.padding == "zeros" else 0
+            out = F.conv2d(s, ones, stride=self.stride, padding=pad, dilation=self.dilation)
+            return out.expand(-1, self.out_channels, -1, -1)
         w = require_weight(self, weight)
         if self.padding == "zeros":
             return F.conv2d(h, w, stride=self.stride, padding=self.pad, dilation=self.dilation)
         return F.conv2d(pad_input(h, self.pad, self.padding), w, stride=self.stride, dilation=self.dilation)
+
+    def row_sources(self, lo: int, hi: int, in_shape: Shape) -> list[int | None]:
+        # output row oy reads padded rows oy*s - p + ky*dilation for ky = 0 .. k - 1
+        h = in_shape[1]
+        first = lo * self.stride - self.pad
+        last = (hi - 1) * self.stride - self.pad + (self.kernel - 1) * self.dilation + 1
+        return [padded_source(i, h, self.padding) for i in range(first, last)]
+
+    def apply_rows(self, weight: torch.Tensor | None, rows: torch.Tensor, *, structural: bool = False) -> torch.Tensor:
+        # rows carry their vertical padding already: pad horizontally only
+        p = self.pad
+        if structural:
+            rows = rows.sum(1, keepdim=True)
+            w = torch.ones((1, 1, self.kernel, self.kernel), dtype=rows.dtype, device=rows.device)
+        else:
+            w = require_weight(self, weight)
+        if self.padding == "zeros":
+            out = F.conv2d(rows, w, stride=self.stride, padding=(0, p), dilation=self.dilation)
+        else:
+            padded = F.pad(rows, (p, p, 0, 0), mode=self.padding) if p else rows
+            out = F.conv2d(padded, w, stride=self.stride, dilation=self.dilation)
+        return out.expand(-1, self.out_channels, -1, -1) if structural else out
 
     def input_vjp(self, weight: torch.Tensor | None, cotangent: torch.Tensor, input_shape: Shape) -> torch.Tensor:
         channels_last = torch.channels_last

@@ -70,6 +70,12 @@ class AvgPool2d(Layer):
         # structural: every edge weighs 1, so the window sums instead of averaging
         return out * self.area if structural else out
 
+    def row_sources(self, lo: int, hi: int, in_shape: Shape) -> list[int | None]:
+        return list(range(lo * self.window, hi * self.window))
+
+    def apply_rows(self, weight: torch.Tensor | None, rows: torch.Tensor, *, structural: bool = False) -> torch.Tensor:
+        return self.apply(weight, [rows], structural=structural)
+
     def input_vjp(self, weight: torch.Tensor | None, cotangent: torch.Tensor, input_shape: Shape) -> torch.Tensor:
         like = torch.empty(
             input_shape, dtype=cotangent.dtype, device=cotangent.device, memory_format=torch.channels_last

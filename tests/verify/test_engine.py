@@ -15,19 +15,24 @@ from graphs.spec import build_spec
 from tests.mc import assert_mc_close
 from verify.engine import (
     EPS_INF,
+    MAX_GROUP,
     QUANTITIES,
     choose_backend,
+    draw_bytes,
+    draw_quantities,
     forward_flops,
     functional_gradients,
+    group_size,
     manual_gradients,
     measure,
+    precision_error,
     sample_quantities,
     supports_manual,
     use_vmap,
 )
 from verify.model import forward, sample_params
 from verify.results import Verdict
-from verify.runtime import runtime
+from verify.runtime import Runtime, runtime
 from verify.sampling import input_gradients, sample_inputs, sample_labels
 from verify.stats import band_verdict, fit_power_law
 from verify.theory import SCALING_PREDICTIONS
@@ -309,3 +314,121 @@ def test_thread_setting_is_restored_and_threads_do_not_change_results():
         two = measure([spec], draws=2, batch=2, seed=0, dtype=torch.float64, rt=rt, progress=False)
     assert torch.get_num_threads() == before
     pd.testing.assert_frame_equal(one, two, check_exact=False, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- issue 13: speed levers keep the numbers
+
+
+def test_a_draw_alone_equals_the_same_draw_in_a_full_run_bit_for_bit():
+    """float32 on the CPU, every backend: the draw's numbers do not depend on its company."""
+    cases = [
+        ("strided-cnn", 16, {"channels": 4, "strides": (1, 2)}, "manual"),
+        ("random-dag", 16, {"hidden": (6, 6), "max_in_degree": 4}, "vmap"),
+        ("dense", 32, {"widths": (8,)}, "vmap"),
+    ]
+    cpu = torch.device("cpu")
+    for family, dim, opts, backend in cases:
+        spec = _spec(family, dim, opts)
+        assert choose_backend(spec, 2, backend) == backend
+        full = measure([spec], draws=7, batch=2, seed=4, backend=backend, progress=False)
+        for draw in (0, 3, 6):
+            alone = draw_quantities(spec, 4, [draw], 2, device=cpu, backend=backend)[0]
+            got = full[full.draw == draw].pivot(index="quantity", columns="input", values="value").loc[list(QUANTITIES)]
+            assert np.array_equal(got.to_numpy(), alone), (family, backend, draw)
+
+
+def test_vmap_groups_of_any_size_give_the_same_numbers():
+    spec = _spec("strided-cnn", 8, {"channels": 3, "strides": (1, 2)})
+    base = measure([spec], draws=6, batch=2, seed=2, backend="vmap", chunk=2, progress=False)  # one draw per group
+    for chunk in (4, 6, 12):  # 2, 3 and 6 draws per group
+        other = measure([spec], draws=6, batch=2, seed=2, backend="vmap", chunk=chunk, progress=False)
+        np.testing.assert_allclose(other["value"], base["value"], rtol=2e-6)
+    manual = measure([spec], draws=6, batch=2, seed=2, backend="manual", progress=False)
+    np.testing.assert_allclose(manual["value"], base["value"], rtol=2e-6)
+
+
+def test_thread_count_and_the_tuner_do_not_change_float32_numbers(monkeypatch):
+    import verify.runtime as runtime_module
+
+    spec = _spec("strided-cnn", 32, {"channels": 8})
+    with runtime("cpu", threads=1) as rt:
+        one = measure([spec], draws=6, batch=2, seed=0, rt=rt, progress=False)
+    # every piece of work above the single-thread limit: the tuner alternates 1 and 2 threads
+    monkeypatch.setattr(runtime_module, "TUNE_FLOPS", 0.0)
+    rt2 = Runtime(torch.device("cpu"), None, "fp32", 2)
+    assert rt2.thread_tuner(1.0) is not None
+    tuned = measure([spec], draws=6, batch=2, seed=0, rt=rt2, progress=False)
+    pd.testing.assert_frame_equal(one, tuned, check_exact=True)
+
+
+def test_group_size_is_picked_from_memory():
+    spec = _spec("strided-cnn", 16, {"channels": 4, "strides": (1, 2)})
+    per = draw_bytes(spec, 2, torch.float32)
+    assert group_size(spec, 2, draws=100, memory=10 * per) == 10
+    assert group_size(spec, 2, draws=25, memory=10 * per) == 9  # 3 balanced groups, not 10 + 10 + 5
+    assert group_size(spec, 2, draws=MAX_GROUP, memory=10**15) == MAX_GROUP
+    assert group_size(spec, 2, draws=1000, memory=10**15) == 125  # 8 groups of at most MAX_GROUP, balanced
+    assert group_size(spec, 2, draws=100, memory=1) == 1
+    assert group_size(spec, 2, draws=100, memory=10**15, chunk=8) == 4  # chunk caps samples per call
+    assert draw_bytes(spec, 2, torch.bfloat16) * 2 == per
+    assert choose_backend(spec, 2, "auto", "cuda") == "vmap"  # every net in groups on a GPU
+    assert choose_backend(spec, 2, "auto", "cpu") == "manual"
+
+
+def test_bf16_and_the_measured_precision_error():
+    spec = _spec("strided-cnn", 16, {"channels": 8, "strides": (1, 2)})
+    with runtime("cpu") as rt:
+        fp32 = precision_error(spec, seed=0, batch=2, rt=rt)
+    with runtime("cpu", precision="bf16") as rt:
+        bf16 = precision_error(spec, seed=0, batch=2, rt=rt)
+        rec = measure([spec], draws=3, batch=2, seed=0, rt=rt, progress=False)
+    ref = measure([spec], draws=3, batch=2, seed=0, dtype=torch.float64, progress=False)
+    assert 0 < fp32.max_relative < 1e-5
+    assert 1e-4 < bf16.max_relative < 0.2
+    assert set(bf16.by_quantity) == set(QUANTITIES)
+    rel = np.abs(rec["value"].to_numpy() / ref["value"].to_numpy() - 1)
+    assert rel.max() < 0.2
+    assert rel.max() > 1e-5
+    # the run's own values can stand in for the first evaluation
+    again = precision_error(
+        spec,
+        seed=0,
+        batch=2,
+        values=ref[ref.draw == 0]
+        .pivot(index="quantity", columns="input", values="value")
+        .loc[list(QUANTITIES)]
+        .to_numpy(),
+    )
+    assert again.max_relative == 0.0
+
+
+def test_graphed_evaluator_runs_eagerly_on_a_cpu():
+    spec = _spec("strided-cnn", 8, {"channels": 3, "strides": (1, 2)})
+    cpu = torch.device("cpu")
+    plain = draw_quantities(spec, 1, [0, 1, 2], 2, device=cpu, backend="vmap")
+    graphed = draw_quantities(spec, 1, [0, 1, 2], 2, device=cpu, backend="vmap", graphs=True)
+    assert np.array_equal(plain, graphed)
+
+
+def test_a_short_last_group_rides_in_the_captured_graph():
+    from verify.draws import DrawSampler
+    from verify.engine import _Evaluator
+
+    spec = _spec("strided-cnn", 8, {"channels": 3, "strides": (1, 2)})
+    cpu = torch.device("cpu")
+    ev = _Evaluator(spec, 2, device=cpu, backend="vmap", eps_inf=EPS_INF, chunk=None, graphs=False)
+    calls = []
+
+    class Captured:  # stands in for a GraphedStep captured on a GPU for groups of 4 draws
+        captured = True
+
+        def __call__(self, params, x, y):
+            calls.append(x.shape[0])
+            return ev._stacked(params, x, y)
+
+    ev._steps[4] = Captured()  # pyright: ignore[reportArgumentType]
+    draws = [DrawSampler(spec, 0, 2).sample(i) for i in range(3)]
+    got = ev(draws)
+    assert calls == [4]
+    assert got.shape == (3, len(QUANTITIES), 2)
+    np.testing.assert_allclose(got, draw_quantities(spec, 0, [0, 1, 2], 2, device=cpu, backend="vmap"), rtol=2e-6)

@@ -177,10 +177,14 @@ def _farthest_from_one(values):
     return max(values, key=lambda v: abs(v - 1))
 
 
-def path_row(spec: Spec, *, exact: bool = False, trials: int = 4, seed: int = 0) -> PathRow:
-    """Path sums, (S), H3 and structural breaks of one spec (see the module docstring)."""
+def path_row(spec: Spec, *, exact: bool = False, trials: int = 4, seed: int = 0, progress: bool = False) -> PathRow:
+    """Path sums, (S), H3 and structural breaks of one spec (see the module docstring).
+
+    The operator form goes in row bands on large nets (``graphs.streaming``: bounded memory
+    at 4096 x 4096 pixels), with a progress bar per pass when ``progress``.
+    """
     from graphs.hypotheses import h3_violation_fraction
-    from graphs.pathsums import operator_path_sums
+    from graphs.pathsums import path_sum_summary
 
     structural = tuple(sorted({h for layer in spec.layers for h in layer.hypotheses_broken()}))
     h3 = float(h3_violation_fraction(spec))
@@ -188,17 +192,15 @@ def path_row(spec: Spec, *, exact: bool = False, trials: int = 4, seed: int = 0)
         return _exact_row(spec, h3, structural)
     from graphs.symmetry import symmetry_verdict
 
-    P = operator_path_sums(spec).numpy()
-    scaled = spec.d * P
-    totals = P.sum(axis=1).tolist()
-    sym = symmetry_verdict(spec, trials=trials, seed=seed)
+    paths = path_sum_summary(spec, progress=progress)
+    sym = symmetry_verdict(spec, trials=trials, seed=seed, progress=progress)
     return PathRow(
         spec.dim,
         spec.d,
-        float(_farthest_from_one(totals)),
+        float(_farthest_from_one(paths.totals)),
         None,
-        float(scaled.min()),
-        float(scaled.max()),
+        float(paths.scaled_min),
+        float(paths.scaled_max),
         None,
         bool(sym.symmetric),
         sym.method,
@@ -208,7 +210,7 @@ def path_row(spec: Spec, *, exact: bool = False, trials: int = 4, seed: int = 0)
         None if sym.witness is None else (int(sym.witness[0]), int(sym.witness[1])),
         h3,
         structural,
-        scaled[0].reshape(spec.input_shape),
+        paths.first,
     )
 
 
@@ -419,7 +421,9 @@ def check_paths(config: PathsConfig, *, progress: bool | Progress = False) -> Pa
     with prog.phase(f"path sums, (S) and H3 at {n} size(s) ({what})") as ph:
         for i, spec in enumerate(config.specs, start=1):
             ph.step(f"size {i}/{n}, dim {spec.dim} (d = {spec.d:,})")
-            rows.append(path_row(spec, exact=config.exact, trials=config.trials, seed=config.seed))
+            rows.append(
+                path_row(spec, exact=config.exact, trials=config.trials, seed=config.seed, progress=prog.enabled)
+            )
     hyp = hypothesis_status([r.status for r in rows])
     return PathsResult(
         config,

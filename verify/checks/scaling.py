@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
@@ -30,6 +30,9 @@ from verify.progress import Progress, as_progress
 from verify.results import Claim, Verdict
 from verify.stats import SlopeFit, band_verdict, fit_power_law, samples_to_settle
 from verify.theory import EPS_INF, SCALING_PREDICTIONS, SCALING_QUANTITIES, Prediction, dp_bounded
+
+if TYPE_CHECKING:
+    from verify.engine import PrecisionError
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -46,9 +49,10 @@ __all__ = [
 ]
 
 # Chosen from a profile of the main command on 2 CPU cores. One sample (forward + two
-# backward passes) of the 3x256x256 net costs ~57 ms, ~3/4 of the per-sample cost over
-# 32,64,128,256; the exact (S)/H3 checks, fits and plot add ~8 s. 160 draws x 2 inputs keep
-# the run near half a minute on an idle machine and give 95% intervals about +-0.01 wide.
+# backward passes) of the 3x256x256 net costs ~110 ms of one core (~57 ms on two), ~3/4 of
+# the per-sample cost over 32,64,128,256; the exact (S)/H3 checks, fits and plot add a few
+# seconds. 160 draws x 2 inputs keep the run near half a minute on an idle machine and give
+# 95% intervals about +-0.01 wide.
 # Draws, not inputs, set the interval: measured on this net, a draw's mean over B inputs has
 # relative variance ~0.085^2 + 0.19^2 / B, so extra inputs per draw buy little once B = 2.
 DEFAULT_DRAWS = 160
@@ -144,11 +148,15 @@ class SizeStatus:
     obstacles: tuple[str, ...] = ()  # what keeps the net from the exact side
 
 
-def size_status(spec: Spec) -> SizeStatus:
+def size_status(spec: Spec, *, progress: bool = False) -> SizeStatus:
     """(S), H3, d * P(x, o) range and structural breaks of one spec (exact side, full size);
-    for a net without an exact side (``graphs.spec.exact_view``), what keeps it from one."""
+    for a net without an exact side (``graphs.spec.exact_view``), what keeps it from one.
+
+    Large nets go in row bands (``graphs.streaming``): bounded memory at 4096 x 4096 pixels,
+    with a progress bar per pass when ``progress``.
+    """
     from graphs.hypotheses import h3_violation_fraction
-    from graphs.pathsums import operator_path_sums
+    from graphs.pathsums import path_sum_summary
     from graphs.spec import exact_view
     from graphs.symmetry import symmetry_verdict
 
@@ -158,8 +166,8 @@ def size_status(spec: Spec) -> SizeStatus:
         nan = math.nan
         return SizeStatus(spec.dim, spec.d, False, "none", nan, nan, nan, nan, structural, False, obstacles)
     spec = view
-    scaled = spec.d * operator_path_sums(spec).numpy()
-    sym = symmetry_verdict(spec)
+    paths = path_sum_summary(spec, progress=progress)
+    sym = symmetry_verdict(spec, progress=progress)
     return SizeStatus(
         spec.dim,
         spec.d,
@@ -167,8 +175,8 @@ def size_status(spec: Spec) -> SizeStatus:
         sym.method,
         float(sym.false_positive_bound),
         float(h3_violation_fraction(spec)),
-        float(scaled.min()),
-        float(scaled.max()),
+        float(paths.scaled_min),
+        float(paths.scaled_max),
         structural,
     )
 
@@ -235,6 +243,8 @@ class ScalingResult:
     hypotheses: HypothesisStatus
     quantities: tuple[QuantityResult, ...]
     records: pd.DataFrame = field(repr=False)
+    # the run's arithmetic against float64 on draw 0 of the largest size (None: not measured)
+    precision: PrecisionError | None = None
 
     @property
     def claims(self) -> list[Claim]:
@@ -290,19 +300,28 @@ def check_scaling(
     status: Sequence[SizeStatus] | None = None,
 ) -> ScalingResult:
     """Run the scaling check. ``records`` (long format, e.g. from a store) skips the Monte
-    Carlo; ``status`` skips the exact side. ``rt`` is a ``verify.runtime.Runtime``;
-    ``progress``: one stderr line per phase (``verify.progress``)."""
-    from verify.engine import measure
+    Carlo; ``status`` skips the exact side. ``rt`` is a ``verify.runtime.Runtime``; with
+    one, draw 0 of the largest size is also evaluated in float64 to measure what the run's
+    precision costs (``verify.engine.precision_error``, stated in the report). ``progress``:
+    one stderr line per phase (``verify.progress``)."""
+    from verify.engine import measure, precision_error
 
     prog = as_progress(progress, "scaling")
     specs = config.specs
-    if status is None:
+    pending = None
+    if status is None and records is None and rt is not None and rt.device.type != "cpu":
+        # The exact side runs on the CPU and the Monte Carlo on the GPU: side by side.
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="exact-side")
+        pending = pool.submit(lambda: [size_status(s) for s in specs])
+        pool.shutdown(wait=False)
+    elif status is None:
         status = []
         with prog.phase(f"exact side: (S), H3, d*P(x,o) at {len(specs)} sizes") as ph:
             for i, s in enumerate(specs, start=1):
                 ph.step(f"size {i}/{len(specs)}, dim {s.dim}")
-                status.append(size_status(s))
-    hyp = hypothesis_status(status)
+                status.append(size_status(s, progress=prog.enabled))
     if records is None:
         what = f"Monte Carlo, {config.draws} draws x {config.batch} inputs at {len(specs)} sizes"
         with prog.phase(what, bars=True):
@@ -316,6 +335,30 @@ def check_scaling(
                 rt=rt,
                 progress=prog.enabled,
             )
+    if pending is not None:
+        status = pending.result()
+    assert status is not None
+    hyp = hypothesis_status(status)
+    precision = None
+    if rt is not None:
+        from verify.engine import QUANTITIES
+
+        big = specs[-1]
+        mine = records[(records["dim"] == big.dim) & (records["draw"] == 0)]
+        values = None
+        if len(mine) == len(QUANTITIES) * config.batch:
+            table = mine.pivot(index="quantity", columns="input", values="value")
+            values = table.loc[list(QUANTITIES)].to_numpy()
+        precision = precision_error(
+            specs[-1],
+            seed=config.seed,
+            batch=config.batch,
+            rt=rt,
+            inputs=config.inputs,
+            base_dim=specs[0].dim if config.inputs == "upsampled" else None,
+            eps_inf=config.eps_inf,
+            values=values,
+        )
     _check_alive(records, config.quantities)
     results = []
     with prog.phase(f"bootstrap fits of {len(config.quantities)} quantities ({config.n_boot} resamples)") as ph:
@@ -325,7 +368,7 @@ def check_scaling(
             fit = fit_power_law(records, q, "d", n_boot=config.n_boot, seed=config.seed, correction=pred.correction)
             claim, settle = _claim(pred, fit, hyp, config)
             results.append(QuantityResult(pred, fit, claim, settle))
-    return ScalingResult(config, tuple(status), hyp, tuple(results), records)
+    return ScalingResult(config, tuple(status), hyp, tuple(results), records, precision)
 
 
 def _check_alive(records: pd.DataFrame, quantities: Sequence[str]) -> None:

@@ -339,12 +339,22 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, *, draws: int, batch
     g.add_argument("--seed", type=int, default=0, help="seed of the run: draw i uses the streams (seed, i) (default 0)")
 
 
-def add_runtime_arguments(parser: argparse.ArgumentParser, *, threads: int | None = None) -> None:
-    """--device, --threads and --max-memory."""
-    from verify.settings import DEVICES
+def add_runtime_arguments(
+    parser: argparse.ArgumentParser, *, threads: int | None = None, precision: bool = False
+) -> None:
+    """--device, --threads and --max-memory (and --precision where the command's nets run in the engine)."""
+    from verify.settings import DEVICES, PRECISIONS
 
     g = parser.add_argument_group("runtime")
     g.add_argument("--device", default="auto", choices=DEVICES, help="auto takes CUDA when available (default auto)")
+    if precision:
+        g.add_argument(
+            "--precision",
+            default="fp32",
+            choices=PRECISIONS,
+            help="fp32: float32 with TF32 off (default); tf32: TF32 convolutions and matmuls on GPUs that have them; "
+            "bf16: bfloat16 nets. The report states the measured per-sample error against float64",
+        )
     g.add_argument(
         "--threads",
         type=int,
@@ -434,6 +444,7 @@ def execute(
     device: str | None = None,
     takes_runtime: bool = True,
     store: str | None = None,
+    precision: str | None = None,
 ) -> int:
     """The common tail of every command: check the output folder, run ``check(config)`` under
     the runtime, render the result with its ``RunInfo``, write the report files together,
@@ -441,7 +452,9 @@ def execute(
 
     ``device`` overrides ``--device`` (a check that must run on the CPU); ``takes_runtime``
     is False for a check without a Monte Carlo (it gets no ``rt`` argument); ``store`` names
-    the command whose Monte Carlo records into the results store (``verify.cli.storage``).
+    the command whose Monte Carlo records into the results store (``verify.cli.storage``);
+    ``precision`` (``--precision``) sets the nets' arithmetic, which then names the dtype and
+    joins the settings (it changes the numbers).
     """
     import contextlib
 
@@ -456,12 +469,17 @@ def execute(
     recording = (
         storage.recording(args, store, settings=config.settings()) if store is not None else contextlib.nullcontext()
     )
+    where = device or getattr(args, "device", "cpu")
+    threads = getattr(args, "threads", None)
+    settings = config.settings() if precision is None else {**config.settings(), "precision": precision}
     with (
-        runtime(device or getattr(args, "device", "cpu"), threads=getattr(args, "threads", None)) as rt,
+        runtime(where, threads=threads, precision=precision or "fp32") as rt,
         recording as stored,
     ):
         result = check(config, rt=rt, progress=progress) if takes_runtime else check(config, progress=progress)
-        info = run_info(args, rt, timer, dtype=dtype, settings=config.settings())
+        if precision is not None:
+            dtype = str(rt.compute_dtype()).removeprefix("torch.")
+        info = run_info(args, rt, timer, dtype=dtype, settings=settings)
     with progress.phase("report and plots"):
         rendered = render(result, info)
         paths = write_rendered(out_dir, rendered)

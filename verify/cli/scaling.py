@@ -11,11 +11,17 @@ HELP = "Monte Carlo slopes of gradient norms and vulnerability against d (Thm 4,
 
 EPILOG = """\
 examples:
-  verify scaling --arch strided-cnn --dims 32,64,128,256                  # the paper's net, about a minute on 2 cores
+  verify scaling --arch strided-cnn --dims 32,64,128,256                  # the paper's net, ~75 CPU-seconds
   verify scaling --arch strided-cnn --dims 32,64,128,256 --padding circular --draws 200
   verify scaling --arch dense --dims 64,256,1024,4096 --draws 32 --json
   verify scaling --arch random-dag --dims 64,128,256,512 --quantities logit_grad_l2,vuln_l2
   verify scaling --arch strided-cnn --dims 32,64,128 --inputs upsampled --device auto
+  verify scaling --arch strided-cnn --dims 32,64,128,256,512,1024 --draws 640 --device cuda   # one GPU, < 1 min (goal)
+  verify scaling --arch strided-cnn --dims 32,64,128,256 --device cuda --precision bf16
+
+--precision: fp32 (default) is float32 with TF32 off; tf32 lets a GPU use TF32; bf16 runs
+the nets in bfloat16. The report's settings state the measured per-sample error of the
+run's precision against float64 (draw 0 of the largest size, computed again in float64).
 
 For every size: DRAWS He-initialised weight draws (default 160) and BATCH standard normal
 inputs per draw (default 2), labels uniform over the classes. Per sample: ||d_x L||_1,
@@ -29,8 +35,9 @@ when the whole interval lies in predicted +- MARGIN, 'inconsistent' when it miss
 predicted up to the growth of the maximum of d coordinates: it is fitted after dividing by
 the expected maximum of d absolute standard normals (its raw slope is reported too).
 
-The defaults keep the main command within about a minute on 2 CPU cores: the 3x256x256 size
-dominates (~57 ms per sample for one forward and two backward passes), and the interval's
+The defaults keep the main command at about 75 CPU-seconds (2 CPU cores: the goal is under
+30 s of wall time on a quiet machine): the 3x256x256 size dominates (~110 ms of one core per
+sample for one forward and two backward passes, bench/bench_engine.py), and the interval's
 width is set by the number of weight draws, so the budget goes to draws rather than inputs
 per draw. The width shrinks like 1/sqrt(DRAWS): 4x the draws halve it. Below ~100 draws the
 bootstrap interval tends to be too narrow.
@@ -43,7 +50,8 @@ all Corollary 6's slopes need; the report says which hypothesis each verdict rel
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from verify.theory import EPS_INF, SCALING_QUANTITIES
+    # from verify.settings, not verify.theory: --help must not import numpy
+    from verify.settings import EPS_INF, SCALING_QUANTITIES
 
     parser = subparsers.add_parser(
         "scaling",
@@ -76,7 +84,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=f"l_inf budget of the vulnerabilities (default {EPS_INF}; scales them, never their slope)",
     )
     opt.add_fit_arguments(parser)
-    opt.add_runtime_arguments(parser)
+    opt.add_runtime_arguments(parser, precision=True)
     opt.add_output_arguments(parser)
     storage.add_store_arguments(parser)
     parser.set_defaults(func=run)
@@ -119,4 +127,4 @@ def run(args: argparse.Namespace) -> int:
         labels=[opt.size_label(args, s.dim) for s in config.specs],
     )
     opt.check_memory(args, plan, hint="give smaller --dims, --channels or --widths, or fewer --draws")
-    return opt.execute(args, config, check_scaling, render_scaling, timer, store="scaling")
+    return opt.execute(args, config, check_scaling, render_scaling, timer, store="scaling", precision=args.precision)

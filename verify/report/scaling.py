@@ -114,6 +114,7 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
             "(draw i uses the streams (seed, i))"
         ),
         f"- vulnerability budget: eps_inf = {cfg.eps_inf:g}, eps_p = eps_inf d^(1/p)",
+        *([f"- precision: {result.precision.describe()}"] if result.precision is not None else []),
         (
             f"- fit: least squares on log-means, 95% BCa bootstrap over weight draws ({cfg.n_boot} resamples; draw i of every "
             f"size comes from (seed, i), so draws are resampled by id jointly across sizes), margin +-{cfg.margin:g}"
@@ -266,6 +267,15 @@ def render_scaling(result: ScalingResult, run: RunInfo) -> Rendered:
         "hypotheses_broken": list(hyp.broken),
         "exact_side": hyp.exact,
         "exact_obstacles": list(hyp.obstacles),
+        "precision": None
+        if result.precision is None
+        else {
+            "precision": result.precision.precision,
+            "dim": result.precision.dim,
+            "draw": result.precision.draw,
+            "max_relative_error": result.precision.max_relative,
+            "by_quantity": result.precision.by_quantity,
+        },
         "sizes": [
             {
                 "dim": s.dim,

@@ -170,6 +170,7 @@ BAD = [
     (["--seed", "-1"], "--seed"),
     (["--classes", "1"], "--classes"),
     (["--out-dir", ""], "--out-dir"),
+    (["--precision", "fp16"], "--precision"),
 ]
 
 
@@ -244,9 +245,32 @@ def test_help_documents_the_defaults(capsys):
     assert main(["scaling", "--help"]) == 0
     out = capsys.readouterr().out
     assert "verify scaling --arch strided-cnn --dims 32,64,128,256" in out
-    assert "about a minute" in out
+    assert "75 CPU-seconds" in out  # the cost of the main command, stated in its help
     assert "--draws" in out
     assert "--batch" in out
     # family flags are grouped by the families they apply to, with each family's default
     assert "options of strided-cnn, avgpool-cnn" in out
     assert "(default 64)" in out
+
+
+def test_precision_is_a_setting_and_its_error_is_measured(tmp_path, capsys):
+    quick = [*DENSE, "--n-boot", "200", "--quantities", "loss_grad_l2", "--json"]
+    fp32, _ = _run_json([*quick, "--out-dir", str(tmp_path / "a")], capsys)
+    bf16, _ = _run_json([*quick, "--precision", "bf16", "--out-dir", str(tmp_path / "b")], capsys)
+    assert fp32["run"]["settings"]["precision"] == "fp32"
+    assert bf16["run"]["settings"]["precision"] == "bf16"
+    assert bf16["run"]["dtype"] == "bfloat16"
+    assert fp32["precision"]["dim"] == 256
+    assert fp32["precision"]["draw"] == 0
+    assert 0 <= fp32["precision"]["max_relative_error"] < 1e-5
+    assert 1e-4 < bf16["precision"]["max_relative_error"] < 0.2
+    report = (tmp_path / "b" / "scaling-dense.md").read_text()
+    assert "- precision: bf16 (bfloat16 nets, float64 sums): per-sample quantities within" in report
+
+
+def test_help_lists_the_theorys_quantities():
+    from verify import settings, theory
+
+    # the command line reads them from verify.settings so that --help need not import numpy
+    assert settings.SCALING_QUANTITIES == theory.SCALING_QUANTITIES
+    assert settings.EPS_INF == theory.EPS_INF
