@@ -17,7 +17,9 @@ estimate / measured peak for each piece on this machine; rerun it after changing
   structural forward's saved activations and their gradients (4 S): ``8 S (4 R + 3)`` bytes,
   plus ``24 W`` for the structural weights and their autograd copies. Measured 52-65 bytes per
   S on the strided CNN (R = 1) from 256 to 512 px, 356 per S with R = 10.
-  Streaming the exact side in bounded memory (issue 13) changes only ``operator_form``.
+  Once a whole pass would exceed ``graphs.streaming``'s budget the exact side goes in row
+  bands (``streamed_form``): ``STREAM_COPIES`` bands of ``BAND_BYTES`` plus ``3 * 8 d R``
+  for the results kept.
 - explicit DAG (networkx ``MultiDiGraph`` with an attribute dict per edge): ~1 kB per edge
   (``EDGE_BYTES``; measured 650-850).
 - Monte Carlo engine (``verify.engine``): a chunk of ``c`` samples stores every ReLU output
@@ -83,6 +85,8 @@ __all__ = [
 GIB = 1 << 30
 MIB = 1 << 20
 
+# Bands of the streamed exact side alive at once (input rows, their image, the cotangent and its product).
+STREAM_COPIES = 4
 BASELINE_BYTES = 512 * MIB  # interpreter + torch + numpy/scipy/pandas, measured ~300 MB RSS
 ENGINE_CHUNK_BYTES = GIB  # activation memory one engine evaluation may use (verify.engine's chunk rule)
 EDGE_BYTES = 1024  # one networkx MultiDiGraph edge with its attribute dict, its share of the nodes
@@ -253,12 +257,27 @@ def operator_form(spec: Any, rows: int) -> int:
     return 8 * activation_floats(spec) * (4 * rows + 3) + 24 * weight_floats(spec) + FIXED_BYTES
 
 
+def streamed_form(spec: Any, rows: int) -> int:
+    """Bytes of the exact side when it goes in row bands (``graphs.streaming``, used once a
+    whole pass would exceed its budget): a few bands' tensors at once, plus the d-sized results
+    each output row keeps (path sums, their scaled copy, the report's map), plus the weights.
+    Measured at 4096 px: 0.79 GB for the exact side alone, 2.0 GB for ``verify paths`` end
+    to end; this gives 2.3 GB."""
+    from graphs.streaming import BAND_BYTES, should_stream
+
+    if not should_stream(spec, rows):
+        return operator_form(spec, rows)
+    return STREAM_COPIES * BAND_BYTES + 3 * 8 * spec.d * rows + 24 * weight_floats(spec) + FIXED_BYTES
+
+
 def exact_side(spec: Any, size: str) -> Need:
     """(S), H3 and the path sums of one size by the operator form (``verify paths``, the
     status block of ``verify scaling``); a small DAG's exact (S) test fits in the same."""
     from graphs.symmetry import DAG_SYMMETRY_MAX_EDGES
 
-    need = operator_form(spec, output_rows(spec))
+    rows = output_rows(spec)
+    need = operator_form(spec, rows)
+    need = min(need, streamed_form(spec, rows))
     if edge_bound(spec) <= DAG_SYMMETRY_MAX_EDGES:
         need = max(need, EDGE_BYTES * edge_bound(spec) + FIXED_BYTES)
     return Need("exact side", size, need)

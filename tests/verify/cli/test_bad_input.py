@@ -167,7 +167,7 @@ CASES: list[Case] = [
     Case([*PATHS, "--out-dir", ""], "--out-dir"),
     Case([*PATHS, "--out-dir", "{tmp}/afile"], "--out-dir", setup=_file),
     Case([*PATHS, "--out-dir", "{tmp}/locked/deeper/still"], "--out-dir", setup=_unwritable),
-    Case(["paths", "--arch", "strided-cnn", "--dims", "4096"], "--dims"),
+    Case(["paths", "--arch", "strided-cnn", "--dims", "16384"], "--dims"),
     Case([*PATHS_CNN, "--dims", "100000"], "--dims"),
     Case([*PATHS_CNN, "--exact", "--dims", "512"], "--exact"),
     Case([*PATHS_DAG, "--dag-seed", "-1"], "--dag-seed"),
