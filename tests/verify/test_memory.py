@@ -78,7 +78,7 @@ def test_sizes_no_machine_holds_are_estimated_in_microseconds():
     plan = memory.scaling_plan([spec], draws=160, batch=2, n_boot=2000, labels=["--dims 2147483648"])
     assert plan.peak() > 1 << 60
     assert time.perf_counter() - start < 1.0
-    with pytest.raises(memory.MemoryLimitError, match=r"^--dims 2147483648 (--batch 2 )?needs ~.* of memory \\("):
+    with pytest.raises(memory.MemoryLimitError, match=r"^--dims 2147483648 (--batch 2 )?needs ~.* of memory \("):
         memory.check_plan(plan, limit=64 << 30)
 
 
