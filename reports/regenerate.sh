@@ -11,3 +11,4 @@ verify pooling --arch avgpool-cnn --pools 1,2,4,8 --dims 128
 verify lemma9 --arch random-dag --dims 6
 verify lemma9 --arch random-dag --dims 6 --init shared
 verify first-order --arch dense --dims 256,1024,4096 --eps 1e-4,1e-3,1e-2,1e-1
+verify trained --arch paper-net --data fashion-mnist --dims 28,56,112 --seeds 3       # quick profile, ~10 min
