@@ -259,7 +259,9 @@ class Comparison:
 
     @property
     def supports(self) -> str:
-        """``paper``, ``galloway``, ``neither`` (both bands missed) or ``undecided``."""
+        """``paper`` or ``galloway`` (its band holds the interval, the other's misses it),
+        ``leans-paper`` or ``leans-galloway`` (the other's band is missed, its own not yet
+        settled), ``neither`` (both bands missed) or ``undecided``."""
         p, g = self.paper_verdict, self.galloway_verdict
         if p is Verdict.CONSISTENT and g is Verdict.INCONSISTENT:
             return "paper"
@@ -267,6 +269,10 @@ class Comparison:
             return "galloway"
         if p is Verdict.INCONSISTENT and g is Verdict.INCONSISTENT:
             return "neither"
+        if p is Verdict.INCONSISTENT:
+            return "leans-galloway"
+        if g is Verdict.INCONSISTENT:
+            return "leans-paper"
         return "undecided"
 
 

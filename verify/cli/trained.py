@@ -14,8 +14,8 @@ HELP = "train nets on upsampled real images; slopes of gradient norms and vulner
 # options set unless given (the quick profile narrows paper-net so that 112 px trains on a CPU).
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
-        "train_size": 800,
-        "test_size": 100,
+        "train_size": 600,
+        "test_size": 80,
         "epochs": 3,
         "batch_size": 32,
         "lr": 0.003,
@@ -69,7 +69,7 @@ BCa bootstrap over training runs (run i of every size and arm starts from the sa
 sees the same batches). Verdicts compare it with the paper's 1/2 and, for the confounder arm,
 with Galloway et al.'s 0; the report says which claim the data support.
 
-Profiles: quick (default; 800 training and 100 held-out images, 3 epochs, lam 0.01,
+Profiles: quick (default; 600 training and 80 held-out images, 3 epochs, lam 0.01,
 paper-net with 8 channels, 3 runs: the README's example, about 10 minutes on 2 CPU cores) and
 full (the whole training set, 1000 held-out images, 20 epochs, lam 0.003,0.01,0.03, the
 family's own width, 5 runs: for a GPU, --device auto). Any flag overrides its profile value.
@@ -104,8 +104,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g = parser.add_argument_group("data")
     g.add_argument("--data", default="fashion-mnist", choices=DATASETS, help="data set (default fashion-mnist)")
     g.add_argument("--data-dir", default=None, help="folder of the Fashion-MNIST IDX files (default Debian's)")
-    g.add_argument("--train-size", type=int, default=None, help="training images, 0 = all (quick 800, full all)")
-    g.add_argument("--test-size", type=int, default=None, help="held-out images, 0 = all (quick 100, full 1000)")
+    g.add_argument("--train-size", type=int, default=None, help="training images, 0 = all (quick 600, full all)")
+    g.add_argument("--test-size", type=int, default=None, help="held-out images, 0 = all (quick 80, full 1000)")
     g = parser.add_argument_group("training")
     g.add_argument("--profile", default="quick", choices=tuple(PROFILES), help="defaults below (default quick)")
     g.add_argument("--seeds", type=int, default=None, help="training runs per (size, arm), >= 2 (quick 3, full 5)")

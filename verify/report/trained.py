@@ -34,7 +34,15 @@ _SUPPORT_TEXT = {
     "paper": "the paper: the dependence on d persists without batch norm",
     "galloway": "Galloway et al.: without batch norm the dependence on d disappears",
     "neither": "neither claim: without batch norm the slope misses both predicted bands",
-    "undecided": "no claim yet: the interval overlaps a predicted band; more training runs (--seeds) would settle it",
+    "leans-galloway": (
+        "Galloway et al. rather than the paper: without batch norm the paper's 1/2 is excluded, but the interval is "
+        "wider than the band around 0 (more --seeds would settle it)"
+    ),
+    "leans-paper": (
+        "the paper rather than Galloway et al.: without batch norm 0 is excluded, but the interval is wider than the "
+        "band around 1/2 (more --seeds would settle it)"
+    ),
+    "undecided": "no claim yet: the interval overlaps both bands; more training runs (--seeds) would settle it",
 }
 
 
@@ -256,7 +264,19 @@ def render_trained(result: TrainedResult, run: RunInfo) -> Rendered:
     ]
     for c in result.comparisons:
         lines += _comparison_lines(c, cfg.margin)
+    acc = [m for m, _ in result.summary_table("accuracy", final).values()]
     lines += [
+        "",
+        (
+            f"Held-out accuracy after {final} epoch(s) ranges over {min(acc):.2f}-{max(acc):.2f} across arms and sizes "
+            f"(chance: {1 / info['classes']:.2f}): "
+            + (
+                "these nets are far from trained, so the verdicts describe nets early in training, not the converged "
+                "nets of the paper's Fig. 2 (the full profile, --profile full, trains 20 epochs on the whole training set)."
+                if max(acc) < 0.8
+                else "the nets are trained well enough to speak to the claims."
+            )
+        ),
         "",
         (
             f"Slopes are fitted after {final} epoch(s) on held-out images; intervals are 95% BCa bootstraps over the "

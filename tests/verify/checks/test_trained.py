@@ -106,7 +106,7 @@ def test_slopes_claims_and_the_comparison(result):
     assert comp.nobn_arm == "nobn-wd0.0005"
     expected = comp.bn.slope - comp.nobn.slope
     assert math.isnan(comp.difference) or comp.difference == pytest.approx(expected)
-    assert comp.supports in ("paper", "galloway", "neither", "undecided")
+    assert comp.supports in ("paper", "galloway", "neither", "leans-paper", "leans-galloway", "undecided")
     assert len(result.slopes) == len(cfg.arms) * 3 * 4
 
 
@@ -158,3 +158,44 @@ def test_bad_configs_are_one_line_input_errors(change, words):
     with pytest.raises(InputError, match=words) as info:
         _config(**change)
     assert "\n" not in str(info.value)
+
+
+class TinyFactory:
+    """A user's own module: any object with these methods plugs into check_trained."""
+
+    name = "tiny-cnn"
+    has_bn_option = True
+
+    def d(self, dim: int) -> int:
+        return dim * dim
+
+    def input_shape(self, dim: int) -> tuple[int, ...]:
+        return (1, dim, dim)
+
+    def build(self, dim, bn, generator, device):
+        import torch
+        from torch import nn
+
+        layers = [nn.Conv2d(1, 4, 3, padding=1), *([nn.BatchNorm2d(4)] if bn else []), nn.ReLU()]
+        net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.3)
+        return net.to(device)
+
+    def settings(self) -> dict:
+        return {"arch": self.name}
+
+
+def test_a_user_module_factory_plugs_in(digits):
+    cfg = _config(
+        factory=TinyFactory(),
+        dims=(8, 16),
+        arms=default_arms([], [], bn=True, weight_decay=1e-3),
+        train=TrainSettings(1, 32, 0.01),
+    )
+    res = check_trained(cfg, data=digits)
+    assert set(res.records["arm"]) == {"plain", "nobn-wd0.001"}
+    assert set(res.records["d"]) == {64, 256}
+    assert res.broken == ()
+    assert len(res.comparisons) == 2
