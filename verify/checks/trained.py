@@ -213,10 +213,14 @@ class TrainedConfig:
         """A hash of what a checkpoint depends on: a run resumes only from its own settings.
 
         Neither the number of epochs nor of runs, nor the sizes or arms, enter it: each
-        (size, arm, run) has its own folder, so a longer or larger run reuses what exists.
+        (size, arm, run) has its own folder, so a longer or larger run reuses what exists. The
+        toolkit's version does, so a new release never resumes from an old one's checkpoints.
         """
+        from verify.version import __version__
+
         s = self.settings()
         key = {k: v for k, v in s.items() if k not in ("dims", "d", "seeds", "arms", "margin", "n_boot")}
+        key["version"] = __version__
         key["train"] = {k: v for k, v in s["train"].items() if k != "epochs"}
         text = json.dumps(key, sort_keys=True, default=str)
         return f"{self.factory.name}-{self.data}-" + hashlib.sha256(text.encode()).hexdigest()[:12]
