@@ -24,7 +24,9 @@ non-commercial licence):
 Two departures, both named: the toolkit's He initialisation gives the last linear layer gain
 sqrt(2) too (a constant factor 2 on E||d_x f||^2, which moves no slope); and the dilation is
 ``n / dilation_base`` with ``dilation_base = 32`` by default, so that tests can build the same
-net at small sizes (``n`` must be a multiple of it).
+net at small sizes (``n`` must be a multiple of it), and data of another native side can keep
+dilation = upsampling factor (Fashion-MNIST: ``dilation_base = 28``; with max pooling or
+strides the maps round as PyTorch's do, 28 -> 14 -> 7 -> 3).
 
 Options: ``pool`` (max, avg or stride), ``bn`` (on or off) and ``bn_mode`` (train: batch
 statistics, as while the authors' nets train and their training-time gradient norms were
@@ -66,10 +68,14 @@ def paper_net_spec(
         raise SpecError(f"--bn {bn!r}: choose one of {', '.join(ON_OFF)}")
     if bn_mode not in BN_MODES:
         raise SpecError(f"--bn-mode {bn_mode!r}: choose one of {', '.join(BN_MODES)}")
-    if n % base or n % 16:
+    # Average pooling must tile its map; max pooling and stride-2 convolutions round down (up), as
+    # PyTorch's do, so a 28-pixel image (Fashion-MNIST) gives maps 28, 14, 7, 3.
+    if n % base or (pool == "avg" and n % 16):
         raise SpecError(
             f"paper-net: image side {n} must be a multiple of --dilation-base {base} (dilation n/{base} keeps the "
-            "parameter count fixed) and of 16 (four 2x2 poolings); use e.g. --dims 32,64,128,256"
+            "parameter count fixed)"
+            + (" and of 16 (four 2x2 average poolings)" if pool == "avg" else "")
+            + "; use e.g. --dims 32,64,128,256"
         )
     dilation = n // base
     layers: list[Layer] = []

@@ -17,7 +17,15 @@ stream                 entropy                                     what it draws
 ``PATH_SAMPLE``        ``[seed, 6, 0]``                            Lemma 9's sampled paths
 ``LINEAR_PGD``         ``[seed, 7, 0]``                            PGD's linear-model reference
 ``BOOTSTRAP``          ``[seed]``                                  bootstrap resamples
+``TRAIN_INIT``         ``[seed, run, 9]``                          initial weights of training run
+``DATA_ORDER``         ``[seed, run, 10, epoch]``                  that run's minibatch order
+``ATTACK``             ``[seed, run, 11, purpose, epoch, batch]``  its PGD starts (training, held-out)
+``DATA_SUBSET``        ``[seed, 12, 0, split]``                    the training/held-out subsets
 =====================  ==========================================  ===============================
+
+The training streams (``verify trained``) are per-draw streams whose draw is the training run
+(the training seed's index): run i of every size and arm starts from the same weights and sees
+the same minibatch order, so runs are paired across sizes and arms as weight draws are.
 
 Per-draw streams have a stream id >= 1 in third place; per-run streams carry the id in second
 place and a 0 in third, which no per-draw stream has, and weights alone have two entries, so
@@ -54,9 +62,21 @@ class Stream(IntEnum):
     PATH_SAMPLE = 6
     LINEAR_PGD = 7
     BOOTSTRAP = 8
+    TRAIN_INIT = 9
+    DATA_ORDER = 10
+    ATTACK = 11
+    DATA_SUBSET = 12
 
 
-_PER_DRAW = {Stream.INPUTS, Stream.LABELS, Stream.PGD_START, Stream.SHARED_COMPONENT}
+_PER_DRAW = {
+    Stream.INPUTS,
+    Stream.LABELS,
+    Stream.PGD_START,
+    Stream.SHARED_COMPONENT,
+    Stream.TRAIN_INIT,
+    Stream.DATA_ORDER,
+    Stream.ATTACK,
+}
 
 
 def check_seed(seed: int, name: str = "--seed") -> int:

@@ -14,3 +14,4 @@ verify first-order --arch dense --dims 256,1024,4096 --eps 1e-4,1e-3,1e-2,1e-1
 verify compare --archs strided-cnn,avgpool-cnn,resnet,paper-net,vit --dims 32,64,128
 verify compare --archs strided-cnn:padding=circular,avgpool-cnn:padding=circular,resnet:padding=circular,resnet:padding=circular:head=flatten,resnet:padding=circular:head=flatten:add-relu=off,resnet:bn=on,paper-net:bn=off,paper-net:bn=off:pool=avg --dims 32,64,128 --out-dir reports/compare-variants
 verify compare --archs vit,vit:patch=4,vit:grid=4,vit:grid=8 --dims 32,64,128 --draws 64 --batch 1 --out-dir reports/compare-vit
+verify trained --arch paper-net --data fashion-mnist --dims 28,56,112 --seeds 3       # quick profile, ~10 min

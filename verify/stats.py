@@ -53,6 +53,7 @@ __all__ = [
     "rejection_verdict",
     "same_draws",
     "samples_to_settle",
+    "slope_difference",
     "t_interval",
 ]
 
@@ -351,6 +352,50 @@ def fit_power_law(
         n_boot=int(n_boot),
         paired=paired,
     )
+
+
+def slope_difference(
+    records_a: pd.DataFrame,
+    records_b: pd.DataFrame,
+    quantity: str,
+    x: str = "d",
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+) -> tuple[float, Interval]:
+    """Power-law slope of ``quantity`` in ``records_a`` minus that in ``records_b`` (as
+    ``fit_power_law`` fits them) and its BCa interval, paired over draw ids: the draws shared by
+    every x of both record sets are resampled jointly (two arms trained from the same runs)."""
+    a = draw_means(records_a, quantity, x)
+    b = draw_means(records_b, quantity, x)
+    xs = sorted(set(a[x]) & set(b[x]))
+    if len(xs) < 2:
+        raise ValueError(f"a slope difference needs two values of {x!r} common to both record sets")
+    ids = set(a["draw"]) & set(b["draw"])
+    for frame in (a, b):
+        for v in xs:
+            ids &= set(frame.loc[frame[x] == v, "draw"])
+    ids = sorted(ids)
+
+    def column(frame: pd.DataFrame, v) -> np.ndarray:
+        sub = frame.loc[(frame[x] == v) & frame["draw"].isin(ids)].sort_values(by="draw")
+        return sub["value"].to_numpy(dtype=np.float64)
+
+    samples = [column(a, v) for v in xs] + [column(b, v) for v in xs]
+    if any(s.mean() <= 0 for s in samples):
+        raise ValueError(f"{quantity}: a power law needs positive means")
+    logx = np.log(np.asarray(xs, dtype=np.float64))
+    k = len(xs)
+
+    def statistic(*resampled, axis=-1):
+        m = np.stack([np.log(r.mean(axis=axis)) for r in resampled], axis=-1)
+        return ols_slope(logx, m[..., :k])[0] - ols_slope(logx, m[..., k:])[0]
+
+    estimate = float(statistic(*[s[None, :] for s in samples])[0])
+    if len(ids) < 2:
+        return estimate, Interval(math.nan, math.nan, level, "BCa bootstrap")
+    return estimate, bootstrap_interval(samples, statistic, paired=True, n_boot=n_boot, seed=seed, level=level)
 
 
 def samples_to_settle(

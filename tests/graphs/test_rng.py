@@ -54,3 +54,13 @@ def test_per_draw_streams_need_the_draw():
         seed_entropy(Stream.INPUTS, 0)
     with pytest.raises(ValueError, match="takes exactly one key"):
         seed_entropy(Stream.WEIGHTS, 0, 1, 2)
+
+
+def test_training_streams_are_per_run_and_keyed_by_what_they_draw():
+    assert seed_entropy(Stream.TRAIN_INIT, 5, 2) == [5, 2, 9]
+    assert seed_entropy(Stream.DATA_ORDER, 5, 2, 7) == [5, 2, 10, 7]
+    assert seed_entropy(Stream.ATTACK, 5, 2, 1, 7, 3) == [5, 2, 11, 1, 7, 3]
+    assert seed_entropy(Stream.DATA_SUBSET, 5, 1) == [5, 12, 0, 1]
+    a = torch.randperm(10, generator=generator_for(Stream.DATA_ORDER, 0, 1, 3))
+    assert torch.equal(a, torch.randperm(10, generator=generator_for(Stream.DATA_ORDER, 0, 1, 3)))
+    assert not torch.equal(a, torch.randperm(10, generator=generator_for(Stream.DATA_ORDER, 0, 1, 4)))

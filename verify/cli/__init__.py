@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "report": "verify.cli.report",
     "query": "verify.cli.query",
     "compare": "verify.cli.compare",
+    "trained": "verify.cli.trained",
 }
 
 EPILOG = """\
@@ -58,6 +59,7 @@ examples:
   verify query "SELECT dim, avg(value) FROM engine WHERE quantity = 'vuln_l2' GROUP BY dim ORDER BY dim"
   verify compare --archs strided-cnn,avgpool-cnn,resnet,paper-net,vit --dims 32,64,128
   verify scaling --model examples/resnet18.py:resnet18 --dims 32,64,128
+  verify trained --arch paper-net --data fashion-mnist --dims 28,56,112 --seeds 3
 
 Run `verify COMMAND --help` for each command's options and worked examples.
 """

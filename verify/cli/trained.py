@@ -1,0 +1,248 @@
+"""``verify trained``: Section 4.2 on trained nets, and Galloway et al.'s batch-norm confounder."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from graphs.errors import InputError
+from verify.cli import options as opt
+
+HELP = "train nets on upsampled real images; slopes of gradient norms and vulnerability against d (Sec. 4.2)"
+
+# Defaults of each profile; every one can be overridden by its flag. ``family`` holds family
+# options set unless given (the quick profile narrows paper-net so that 112 px trains on a CPU).
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "train_size": 600,
+        "test_size": 80,
+        "epochs": 3,
+        "batch_size": 32,
+        "lr": 0.003,
+        "optimizer": "adam",
+        "lambdas": "0.01",
+        "train_pgd_steps": 2,
+        "train_pgd_step_size": 0.6,
+        "attack_steps": 4,
+        "attack_step_size": 0.5,
+        "seeds": 3,
+        "family": {"paper-net": {"channels": 8}},
+    },
+    "full": {
+        "train_size": 0,
+        "test_size": 1000,
+        "epochs": 20,
+        "batch_size": 128,
+        "lr": 0.001,
+        "optimizer": "adam",
+        "lambdas": "0.003,0.01,0.03",
+        "train_pgd_steps": 7,
+        "train_pgd_step_size": 0.2,
+        "attack_steps": 10,
+        "attack_step_size": 0.25,
+        "seeds": 5,
+        "family": {},
+    },
+}
+
+EPILOG = """\
+examples:
+  verify trained --arch paper-net --data fashion-mnist --dims 28,56,112 --seeds 3       # quick profile, ~10 min on 2 cores
+  verify trained --arch paper-net --data fashion-mnist --dims 28,56,112,224 --profile full --device auto   # for a GPU
+  verify trained --arch resnet --data fashion-mnist --dims 28,56 --bn on --width 8 --epochs 3
+  verify trained --arch paper-net --data digits --dims 16,32 --dilation-base 16 --channels 4 --seeds 2
+  verify trained --arch paper-net --data fashion-mnist --dims 28,56,112 --lambdas 0.003,0.01,0.03 --methods pgd
+
+One net is trained per (size, arm, training run). The same images are upsampled by copying
+pixels to every size in --dims (multiples of the native side: 28 for fashion-mnist, 8 for
+digits), so only d changes. Arms: plain (cross-entropy), gp (Eq. 4 with q = 1: L + lam/2
+||d_x L||_1) and pgd (Eq. 5 with an l_inf PGD attack of radius lam) at each lam of --lambdas,
+all with the family's batch norm, and the confounder arm of Galloway et al. (2019): plain
+training with batch norm off and --weight-decay (0 drops it). lam and eps are fractions of
+the pixel range.
+
+Every epoch (and at initialisation, epoch 0) the held-out images give: accuracy,
+E||d_x L||_1, E||d_x L||_2, the vulnerability (the share of points whose predicted label an
+l_inf PGD attack of --attack-eps flips; steps, step size and random start are printed in the
+report) and the loss the attack gains. The slope of log E[Q] against log d is fitted with a
+BCa bootstrap over training runs (run i of every size and arm starts from the same weights and
+sees the same batches). Verdicts compare it with the paper's 1/2 and, for the confounder arm,
+with Galloway et al.'s 0; the report says which claim the data support.
+
+Profiles: quick (default; 600 training and 80 held-out images, 3 epochs, lam 0.01,
+paper-net with 8 channels, 3 runs: the README's example, about 10 minutes on 2 CPU cores) and
+full (the whole training set, 1000 held-out images, 20 epochs, lam 0.003,0.01,0.03, the
+family's own width, 5 runs: for a GPU, --device auto). Any flag overrides its profile value.
+
+Checkpoints: every (size, arm, run, epoch) is saved under --checkpoint-dir (default
+checkpoints/, one folder per setting key); run the same command again after an interruption
+and it resumes from the last complete epoch. Files load with torch.load(path,
+weights_only=True).
+
+Data: fashion-mnist is read offline from the IDX files of Debian's dataset-fashion-mnist
+(apt-get install dataset-fashion-mnist; /usr/share/datasets/fashion-mnist) or --data-dir;
+digits ship with scikit-learn.
+"""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from verify.data import DATASETS
+
+    parser = subparsers.add_parser(
+        "trained",
+        help=HELP,
+        description=(
+            "Train one net per input size, arm and run on real images upsampled by copying pixels; measure gradient "
+            "norms and PGD vulnerability on held-out images every epoch; fit their slopes against d and weigh the "
+            "paper's claim (slope 1/2 persists after training) against Galloway et al.'s (batch norm is the cause)."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    opt.add_arch_arguments(parser)
+    parser.add_argument("--dims", required=True, help="comma-separated image sides, multiples of the data's side")
+    g = parser.add_argument_group("data")
+    g.add_argument("--data", default="fashion-mnist", choices=DATASETS, help="data set (default fashion-mnist)")
+    g.add_argument("--data-dir", default=None, help="folder of the Fashion-MNIST IDX files (default Debian's)")
+    g.add_argument("--train-size", type=int, default=None, help="training images, 0 = all (quick 600, full all)")
+    g.add_argument("--test-size", type=int, default=None, help="held-out images, 0 = all (quick 80, full 1000)")
+    g = parser.add_argument_group("training")
+    g.add_argument("--profile", default="quick", choices=tuple(PROFILES), help="defaults below (default quick)")
+    g.add_argument("--seeds", type=int, default=None, help="training runs per (size, arm), >= 2 (quick 3, full 5)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the run: run i uses the streams (seed, i) (default 0)")
+    g.add_argument("--epochs", type=int, default=None, help="epochs per run (quick 3, full 20)")
+    g.add_argument("--batch-size", type=int, default=None, help="training batch (quick 32, full 128)")
+    g.add_argument("--optimizer", default=None, choices=("sgd", "adam"), help="adam (default) or sgd (momentum 0.9)")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (quick 0.003, full 0.001)")
+    g.add_argument("--methods", default="gp,pgd", help="robust arms, comma-separated from gp, pgd (default both)")
+    g.add_argument("--lambdas", default=None, help="lam of every robust arm (quick 0.01; full 0.003,0.01,0.03)")
+    g.add_argument(
+        "--weight-decay",
+        type=float,
+        default=5e-4,
+        help="weight decay of the batch-norm-off arm (default 5e-4; 0 drops that arm)",
+    )
+    g.add_argument("--train-pgd-steps", type=int, default=None, help="PGD steps in training (quick 2, full 7)")
+    g.add_argument(
+        "--train-pgd-step-size", type=float, default=None, help="PGD step in training, fraction of lam (quick 0.6)"
+    )
+    g = parser.add_argument_group("attack measuring vulnerability")
+    g.add_argument("--attack-eps", type=float, default=0.01, help="l_inf radius, fraction of the pixel range (0.01)")
+    g.add_argument("--attack-steps", type=int, default=None, help="PGD steps (quick 4, full 10)")
+    g.add_argument("--attack-step-size", type=float, default=None, help="PGD step, fraction of eps (quick 0.5)")
+    g.add_argument("--eval-batch", type=int, default=128, help="held-out images per pass (default 128)")
+    g = parser.add_argument_group("checkpoints")
+    g.add_argument("--checkpoint-dir", default="checkpoints", help="checkpoint folder (default checkpoints)")
+    g.add_argument("--no-checkpoints", action="store_true", help="neither save nor resume")
+    opt.add_fit_arguments(parser, margin=0.1)
+    opt.add_runtime_arguments(parser)
+    opt.add_output_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise InputError(f"{flag}: {part!r} is not a number; give e.g. {flag} 0.003,0.01") from None
+    return tuple(out)
+
+
+def build_config(args: argparse.Namespace):
+    """The ``TrainedConfig`` of the command line (every input checked, nothing computed)."""
+    from graphs.families import family
+    from verify.checks.trained import TrainedConfig, default_arms
+    from verify.data import NATIVE_SIDE
+    from verify.training import AttackSettings, SpecFactory, TrainSettings
+
+    profile = PROFILES[args.profile]
+
+    def pick(name: str):
+        value = getattr(args, name)
+        return profile[name] if value is None else value
+
+    fam = family(args.arch)
+    if getattr(args, "family_bn_mode", None) is not None:
+        raise InputError(
+            "--bn-mode does not apply to verify trained: nets train on batch statistics and are measured on running "
+            "ones; drop it"
+        )
+    dims = opt.parse_dims(args.dims, at_least=2)
+    options = opt.family_options(args)
+    for name, value in profile["family"].get(args.arch, {}).items():
+        options.setdefault(name, value)
+    if args.arch == "paper-net":
+        # dilation = upsampling factor, as the authors' n / 32 for CIFAR's 32 px
+        options.setdefault("dilation_base", NATIVE_SIDE[args.data])
+    options.pop("num_classes", None)
+    bn = options.pop("bn", None)
+    has_bn = any(o.name == "bn" for o in fam.options)
+    # the builders' defaults: batch norm on for paper-net (the authors' net), off elsewhere
+    bn_on = has_bn and (bn or ("on" if args.arch == "paper-net" else "off")) == "on"
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    bad = [m for m in methods if m not in ("gp", "pgd")]
+    if bad:
+        raise InputError(f"--methods: {', '.join(map(repr, bad))} not known; choose from gp, pgd")
+    lambdas = _floats(pick("lambdas"), "--lambdas")
+    if methods and not lambdas:
+        raise InputError("--lambdas: give at least one value for the robust arms, e.g. --lambdas 0.01")
+    if args.weight_decay < 0:
+        raise InputError(f"--weight-decay: {args.weight_decay} is negative; give e.g. --weight-decay 5e-4")
+    arms = default_arms(lambdas, methods, bn=bn_on, weight_decay=args.weight_decay if has_bn else 0.0)
+    opt.check_fit_arguments(args)
+    factory = SpecFactory(args.arch, tuple(sorted(options.items())), 1, 10)
+    return TrainedConfig(
+        factory=factory,
+        data=args.data,
+        dims=tuple(dims),
+        arms=arms,
+        train=TrainSettings(
+            epochs=pick("epochs"),
+            batch_size=pick("batch_size"),
+            lr=pick("lr"),
+            optimizer=pick("optimizer"),
+            pgd_steps=pick("train_pgd_steps"),
+            pgd_step_size=pick("train_pgd_step_size"),
+        ),
+        attack=AttackSettings(args.attack_eps, pick("attack_steps"), pick("attack_step_size")),
+        seeds=pick("seeds"),
+        seed=args.seed,
+        data_dir=args.data_dir,
+        train_size=pick("train_size"),
+        test_size=pick("test_size"),
+        eval_batch=args.eval_batch,
+        margin=args.margin,
+        n_boot=args.n_boot,
+        checkpoint_dir=None if args.no_checkpoints else args.checkpoint_dir,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from verify.checks.trained import check_trained
+    from verify.data import load_data
+    from verify.report.trained import render_trained
+    from verify.report.writer import check_out_dir
+
+    timer = opt.Timer()
+    config = build_config(args)
+    if config.checkpoint_dir is not None:
+        check_out_dir(config.checkpoint_dir, "--checkpoint-dir")
+    # load (hence check) the data before anything is trained or written
+    data = load_data(
+        config.data,
+        data_dir=config.data_dir,
+        train_size=config.train_size,
+        test_size=config.test_size,
+        seed=config.seed,
+    )
+
+    def check(cfg, *, rt=None, progress=False):
+        return check_trained(cfg, rt=rt, progress=progress, data=data)
+
+    return opt.execute(args, config, check, render_trained, timer)
