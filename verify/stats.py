@@ -66,6 +66,7 @@ __all__ = [
     "fit_power_law",
     "holm",
     "ols_slope",
+    "power_law_constant",
     "rejection_verdict",
     "same_draws",
     "samples_to_settle",
@@ -529,6 +530,37 @@ def fit_asymptotic_power_law(
         n_boot=int(n_boot),
         paired=paired,
     )
+
+
+def power_law_constant(
+    records: pd.DataFrame,
+    quantity: str,
+    x: str = "d",
+    *,
+    slope: float,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+) -> tuple[float, Interval]:
+    """The constant C of ``E[quantity] = C x^slope`` at a given slope: the geometric mean over x
+    of ``mean(x) / x^slope``, with the same paired BCa bootstrap over draws as the fits."""
+    per_draw = draw_means(records, quantity, x)
+    grouped = list(per_draw.groupby(x, sort=True))
+    xs = np.array([v for v, _ in grouped], dtype=np.float64)
+    samples = [g["value"].to_numpy(dtype=np.float64) for _, g in grouped]
+    paired = same_draws([g["draw"].to_numpy() for _, g in grouped])
+    if (xs <= 0).any() or any(s.mean() <= 0 for s in samples):
+        raise ValueError(f"{quantity}: a power law needs positive {x} and positive means")
+    shift = slope * np.log(xs)
+
+    def statistic(*resampled, axis=-1):
+        m = np.stack([np.log(r.mean(axis=axis)) for r in resampled], axis=-1)
+        return np.exp((m - shift).mean(axis=-1))
+
+    estimate = float(statistic(*samples))
+    if min(s.size for s in samples) < 2:
+        return estimate, Interval(math.nan, math.nan, level, "BCa bootstrap")
+    return estimate, bootstrap_interval(samples, statistic, paired=paired, n_boot=n_boot, seed=seed, level=level)
 
 
 def samples_to_settle(

@@ -93,6 +93,7 @@ __all__ = [
     "check_scaling",
     "hypothesis_status",
     "size_status",
+    "with_squares",
 ]
 
 # Chosen from a profile of the main command on 2 CPU cores. One sample (forward + two
@@ -450,7 +451,7 @@ def check_scaling(
             f"(got {len(specs)}); give more --dims"
         )
     )
-    fit_records = _with_squares(records) if with_square else records
+    fit_records = with_squares(records) if with_square else records
     names = list(config.quantities)
     if with_square:
         names.insert(names.index(SECOND_MOMENT_SOURCE) + 1, SQUARED)
@@ -475,7 +476,7 @@ def check_scaling(
     )
 
 
-def _with_squares(records: pd.DataFrame) -> pd.DataFrame:
+def with_squares(records: pd.DataFrame) -> pd.DataFrame:
     """The records plus ``logit_grad_l2_sq``, the square of every ``logit_grad_l2`` value."""
     src = records.loc[records["quantity"] == SECOND_MOMENT_SOURCE]
     return pd.concat([records, src.assign(quantity=SQUARED, value=src["value"] ** 2)], ignore_index=True)

@@ -212,7 +212,8 @@ def scaling_figure(result: ScalingResult):
     for ax, q in zip(axes, result.quantities):
         exact = None
         if q.exact is not None:
-            exact = (q.fit.xs, q.exact.values, f"exact (H) {q.exact.slope:+.3f}")
+            root = "" if q.prediction.quantity == SQUARED_NAME else "sqrt of "
+            exact = (q.fit.xs, q.exact.values, f"{root}exact (H) {q.exact.slope:+.3f}")
         verdict = q.claim.verdict.value
         if q.asymptotic_claim is not None:
             verdict += f"; asymptotic: {q.asymptotic_claim.verdict.value}"
