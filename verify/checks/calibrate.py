@@ -207,7 +207,7 @@ class CalibrateConfig:
         if min(self.dense_dims) < 2:
             raise InputError("--dense-dims: sizes must be at least 2")
         if any(c.startswith("pooled") for c in cases):
-            probe = pooled_nets(self.pooled_dims[:1], self.pooled_channels)[0]
+            probe = pooled_nets([64], self.pooled_channels)[0]  # any valid side: R and J do not depend on it
             rf, jump = receptive_field(probe)
             bad = [n for n in self.pooled_dims if n < 2 * rf or n % jump]
             if bad:

@@ -60,7 +60,7 @@ def render_calibrate(result: CalibrateResult, run: RunInfo) -> Rendered:
     from verify.checks.calibrate import pooled_nets, receptive_field
 
     cfg = result.config
-    rf, jump = receptive_field(pooled_nets(cfg.pooled_dims[:1], cfg.pooled_channels)[0])
+    rf, jump = receptive_field(pooled_nets([64], cfg.pooled_channels)[0])
     stem = "calibrate"
     png = f"{stem}.png"
     lines = [

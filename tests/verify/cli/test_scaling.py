@@ -63,7 +63,8 @@ def test_json_envelope_report_and_plot(tmp_path, capsys):
     assert [q["name"] for q in out["quantities"]] == names
     # three sizes: no finite-size fit, and the report says why
     assert [c["name"] for c in out["claims"]] == [*names, "second_moments"]
-    assert out["asymptotic_note"] and "at least 5 sizes" in out["asymptotic_note"]
+    assert out["asymptotic_note"]
+    assert "at least 5 sizes" in out["asymptotic_note"]
     assert all(q["asymptotic"] is None for q in out["quantities"])
     # dense nets: Eq. 13 gives 2 at every size with either variance (Lemma 7)
     for size in out["sizes"]:
