@@ -3,7 +3,9 @@
 # beside it, never edited by hand. Run from the repository root: bash reports/regenerate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-verify scaling --arch strided-cnn --dims 32,64,128,256                      # the README's main job
+# The README's main job. Five sizes, all multiples of 32 (every feature map even), from 64 (at 32 the
+# last two maps are 2x2 and 1x1, all border): the finite-size fit needs five, and 320 draws settle it.
+verify scaling --arch strided-cnn --dims 64,96,128,192,256 --draws 320
 verify scaling --arch strided-cnn --dims 32,64,128,256 --padding circular --out-dir reports/circular
 verify scaling --arch dense --dims 64,256,1024,4096
 verify paths --arch strided-cnn --dims 32,64,128,256
@@ -11,3 +13,5 @@ verify pooling --arch avgpool-cnn --pools 1,2,4,8 --dims 128
 verify lemma9 --arch random-dag --dims 6
 verify lemma9 --arch random-dag --dims 6 --init shared
 verify first-order --arch dense --dims 256,1024,4096 --eps 1e-4,1e-3,1e-2,1e-1
+verify calibrate                                                             # ~10 minutes of CPU on 2 cores
+verify flip-distance --arch dense --dims 64,256,1024,4096,16384 --draws 100 --batch 8

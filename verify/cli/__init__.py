@@ -44,8 +44,8 @@ examples:
   verify pooling --arch avgpool-cnn --pools 1,2,4,8 --dims 128
   verify lemma9 --arch random-dag --dims 6
   verify first-order --arch dense --dims 256,1024,4096 --eps 1e-4,1e-3,1e-2,1e-1
-  verify calibrate --seeds 4 --planted-seeds 2 --lemma9-seeds 2
-  verify flip-distance --arch dense --dims 64,256,1024,4096
+  verify calibrate --seeds 4 --pooled-seeds 2 --planted-seeds 2 --lemma9-seeds 2
+  verify flip-distance --arch dense --dims 64,256,1024,4096,16384
 
 Run `verify COMMAND --help` for each command's options and worked examples.
 """

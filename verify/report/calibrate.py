@@ -30,7 +30,9 @@ def calibrate_figure(result: CalibrateResult):
     ax.axhline(0.95, color="C2", lw=0.8)
     ax.errorbar(range(len(cov)), est, yerr=[lo, hi], fmt="o", color="C0", capsize=3, label="coverage (95% CP)")
     ax.set_xticks(range(len(cov)))
-    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    # a case with its own goal (Lemma 9: at least 1 - alpha) says so under its name
+    labels = [n if c.goal == COVERAGE_GOAL else f"{n}\n(goal >= {c.goal[0]:g})" for n, c in zip(names, cov)]
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(min([0.85, *[c.coverage.interval.low - 0.01 for c in cov]]), 1.005)
     ax.set_ylabel("empirical coverage")
     ax.set_title("95% intervals on nets with an exact truth", fontsize=9)
@@ -78,7 +80,8 @@ def render_calibrate(result: CalibrateResult, run: RunInfo) -> Rendered:
         "",
         *run_header(run),
         (
-            f"- seeds: {cfg.seeds} per coverage case (seeds {cfg.first_seed}..), {cfg.lemma9_seeds} for Lemma 9, "
+            f"- seeds: {cfg.seeds} per dense coverage case, {cfg.pooled_seeds} per pooled one (seeds {cfg.first_seed}..), "
+            f"{cfg.lemma9_seeds} for Lemma 9, "
             f"{cfg.planted_seeds} per planted violation; seed s runs the whole check with the streams (s, i)"
         ),
         f"- draws: {cfg.draws} weight draws per size, {cfg.batch} inputs per draw; {cfg.n_boot} bootstrap resamples",

@@ -53,6 +53,14 @@ def _asymptotic_payload(q) -> dict | None:
     }
 
 
+def _stride_product(spec) -> int:
+    """Product of the strides and pooling windows of an image net's trunk (1 for vector nets)."""
+    out = 1
+    for layer in spec.layers:
+        out *= int(getattr(layer, "stride", 1)) * int(getattr(layer, "window", 1))
+    return out
+
+
 def asymptotic_lines(result: ScalingResult) -> list[str]:
     """What the asymptotic columns are, or why they are empty."""
     exponent, why = result.finite_size
@@ -64,7 +72,19 @@ def asymptotic_lines(result: ScalingResult) -> list[str]:
                 f"to see whether one correction term describes the data ({why})."
             )
         ]
+    lines = []
+    s0 = result.config.specs[0]
+    jump = _stride_product(s0)
+    odd = [s.dim for s in result.config.specs if s0.padding in ("zeros", "reflect") and s.dim % jump]
+    if odd:
+        lines.append(
+            f"**Sizes {odd} are not multiples of {jump} (the product of the strides):** some feature maps have odd "
+            "sides there, and the border's share of their neurons jumps from one size to the next instead of falling "
+            "smoothly like d^(-1/2), so one correction term does not describe them (look at the residuals in the "
+            f"JSON); prefer multiples of {jump}."
+        )
     return [
+        *lines,
         (
             f"Asymptotic exponent: each quantity is also fitted as log E[Q] = beta log d + alpha + c d^({exponent:g}) "
             f"({why}); beta is the exponent once the leading finite-size term is removed, with the same paired "

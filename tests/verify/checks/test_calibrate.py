@@ -45,6 +45,7 @@ def test_planted_nets_break_h3_as_described(violation, factor):
     ("kw", "needle"),
     [
         ({"seeds": 0}, "--seeds"),
+        ({"pooled_seeds": 0}, "--pooled-seeds"),
         ({"draws": 1}, "--draws"),
         ({"cases": ("nope",)}, "nope"),
         ({"pooled_dims": (16, 24)}, "receptive field"),

@@ -12,6 +12,8 @@ SMALL = [
     "calibrate",
     "--seeds",
     "2",
+    "--pooled-seeds",
+    "1",
     "--planted-seeds",
     "1",
     "--lemma9-seeds",
