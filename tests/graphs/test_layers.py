@@ -25,6 +25,7 @@ from graphs.layers import (
     Layer,
     Linear,
     MaskedLinear,
+    MiscountedLinear,
     Shape,
     layer_from_dict,
     register_layer,
@@ -46,8 +47,15 @@ def registry():
     LAYER_KINDS.update(saved)
 
 
-def test_registry_lists_the_four_kinds():
-    assert {"conv2d": Conv2d, "avgpool2d": AvgPool2d, "linear": Linear, "masked-linear": MaskedLinear} == LAYER_KINDS
+def test_registry_lists_the_built_in_kinds():
+    # the four kinds of the families, and verify calibrate's planted miscounted dense layer
+    assert {
+        "conv2d": Conv2d,
+        "avgpool2d": AvgPool2d,
+        "linear": Linear,
+        "masked-linear": MaskedLinear,
+        "miscounted-linear": MiscountedLinear,
+    } == LAYER_KINDS
     for kind, cls in LAYER_KINDS.items():
         assert issubclass(cls, Layer)
         assert cls.kind == kind
