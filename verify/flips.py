@@ -128,12 +128,11 @@ def line_search_flip(
         found = found | (grow & flipped(hi))
     # The first flipped point of a uniform scan of (0, hi]: the class region along a ray need not be an interval.
     first = hi.clone()
-    lo = torch.zeros_like(hi)
     for j in range(scan, 0, -1):
         t = hi * (j / scan)
         f = flipped(t)
         first = torch.where(found & f, t, first)
-    lo = torch.where(found, first - hi / scan, lo).clamp_min(0.0)
+    lo = torch.where(found, first - hi / scan, torch.zeros_like(hi)).clamp_min(0.0)
     hi = first
     for _ in range(max_bisect):
         if not bool(((hi - lo) > rtol * hi).any()):

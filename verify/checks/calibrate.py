@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -76,6 +77,7 @@ __all__ = [
     "COVERAGE_CASES",
     "COVERAGE_GOAL",
     "PLANTED_CASES",
+    "RECORD_COLUMNS",
     "CalibrateConfig",
     "CalibrateResult",
     "CoverageCase",
@@ -436,8 +438,6 @@ def measure_calibrate(config: CalibrateConfig, *, rt=None, progress: bool = Fals
         if case in cases:
             jobs += [(case, s) for s in config.seed_list(config.planted_seeds)]
     rows: list[dict] = []
-    import sys
-
     with tqdm(total=len(jobs), desc="calibrate", unit="run", disable=not progress, file=sys.stderr, leave=False) as bar:
         for kind, seed in jobs:
             if kind == "dense":
