@@ -34,8 +34,10 @@ if TYPE_CHECKING:
         project,
         random_start,
     )
+    from verify.checks.calibrate import CalibrateConfig, CalibrateResult, check_calibrate
     from verify.checks.compare import CompareConfig, CompareResult, check_compare
     from verify.checks.first_order import FirstOrderConfig, FirstOrderResult, check_first_order
+    from verify.checks.flip_distance import FlipConfig, FlipResult, check_flip_distance
     from verify.checks.lemma9 import Lemma9Config, Lemma9Result, check_lemma9
     from verify.checks.paths import PathsConfig, PathsResult, check_paths
     from verify.checks.pooling import PoolingConfig, PoolingResult, check_pooling
@@ -59,12 +61,16 @@ if TYPE_CHECKING:
     from verify.runtime import Runtime, resolve_device, runtime
     from verify.sampling import INPUT_KINDS, InputGradients, input_gradients, sample_inputs, sample_labels
     from verify.stats import (
+        AsymptoticFit,
+        Proportion,
         SlopeFit,
         band_verdict,
+        binomial_interval,
         bootstrap_interval,
         bound_verdict,
         draw_means,
         expected_max_abs_normal,
+        fit_asymptotic_power_law,
         fit_power_law,
         holm,
         ols_slope,
@@ -102,6 +108,10 @@ _EXPORTS: dict[str, str] = {
     "draw_means": "verify.stats",
     "samples_to_settle": "verify.stats",
     "expected_max_abs_normal": "verify.stats",
+    "AsymptoticFit": "verify.stats",
+    "Proportion": "verify.stats",
+    "binomial_interval": "verify.stats",
+    "fit_asymptotic_power_law": "verify.stats",
     "EPS_INF": "verify.theory",
     "SCALING_PREDICTIONS": "verify.theory",
     "SCALING_QUANTITIES": "verify.theory",
@@ -174,6 +184,12 @@ _EXPORTS: dict[str, str] = {
     "FirstOrderConfig": "verify.checks.first_order",
     "FirstOrderResult": "verify.checks.first_order",
     "check_first_order": "verify.checks.first_order",
+    "CalibrateConfig": "verify.checks.calibrate",
+    "CalibrateResult": "verify.checks.calibrate",
+    "check_calibrate": "verify.checks.calibrate",
+    "FlipConfig": "verify.checks.flip_distance",
+    "FlipResult": "verify.checks.flip_distance",
+    "check_flip_distance": "verify.checks.flip_distance",
     "main": "verify.cli",
     "__version__": "verify.version",
 }
@@ -188,11 +204,16 @@ __all__ = [
     "RECORD_COLUMNS",
     "SCALING_PREDICTIONS",
     "SCALING_QUANTITIES",
+    "AsymptoticFit",
+    "CalibrateConfig",
+    "CalibrateResult",
     "Claim",
     "CompareConfig",
     "CompareResult",
     "FirstOrderConfig",
     "FirstOrderResult",
+    "FlipConfig",
+    "FlipResult",
     "InputGradients",
     "Interval",
     "Lemma9Config",
@@ -203,6 +224,7 @@ __all__ = [
     "PoolingConfig",
     "PoolingResult",
     "Prediction",
+    "Proportion",
     "RunInfo",
     "Runtime",
     "ScalingConfig",
@@ -216,12 +238,15 @@ __all__ = [
     "__version__",
     "augmented_loss",
     "band_verdict",
+    "binomial_interval",
     "block_records",
     "bootstrap_interval",
     "bound_verdict",
     "build_module",
+    "check_calibrate",
     "check_compare",
     "check_first_order",
+    "check_flip_distance",
     "check_lemma9",
     "check_paths",
     "check_pooling",
@@ -233,6 +258,7 @@ __all__ = [
     "dual_norm",
     "eps_for_norm",
     "expected_max_abs_normal",
+    "fit_asymptotic_power_law",
     "fit_power_law",
     "forward",
     "forward_flops",

@@ -16,6 +16,8 @@ for a family of hypothesis tests, ``rejection_verdict``; for a one-sided predict
 - ``holm``: step-down adjusted p-values (family-wise error, any dependence).
 - ``band_verdict``: consistent when the whole interval lies in ``predicted +- margin``,
   inconsistent when it misses that band, inconclusive otherwise or without an interval.
+- ``binomial_interval``: a proportion (coverage, a false-verdict or detection rate) with its
+  exact Clopper-Pearson interval.
 
 Power laws. ``fit_power_law`` fits ``log E[Q]`` against ``log x`` through the per-x means of
 the per-draw means; the 95% interval of the slope is the paired BCa bootstrap over draw ids.
@@ -24,6 +26,14 @@ the coverage); with ~40 draws it under-covers (about 85%), as bootstrap interval
 means do. A prediction that holds up to a known factor (``||g||_inf``: the maximum of d
 coordinates, see ``expected_max_abs_normal``) is fitted after dividing the means by that
 factor (``correction``).
+
+Finite-size scaling. ``fit_asymptotic_power_law`` fits
+``log E[Q] = beta log x + alpha + c x^e`` (``e < 0``, e.g. -1/2 where a border's share of the
+neurons falls like ``1/n = d^(-1/2)``): ``beta`` is the exponent the data imply once the
+leading finite-size correction is removed. Three coefficients need at least
+``ASYMPTOTIC_MIN_SIZES`` sizes (two degrees of freedom left to see the correction is right);
+the interval is the same paired BCa bootstrap over draw ids. ``asymptotic_coefficients``
+gives the same least squares for noise-free values (an exact curve).
 """
 
 from __future__ import annotations
@@ -39,17 +49,24 @@ import pandas as pd
 from verify.results import Interval, Verdict
 
 __all__ = [
+    "ASYMPTOTIC_MIN_SIZES",
     "DEFAULT_LEVEL",
     "DEFAULT_N_BOOT",
+    "AsymptoticFit",
+    "Proportion",
     "SlopeFit",
+    "asymptotic_coefficients",
     "band_verdict",
+    "binomial_interval",
     "bootstrap_interval",
     "bound_verdict",
     "draw_means",
     "expected_max_abs_normal",
+    "fit_asymptotic_power_law",
     "fit_power_law",
     "holm",
     "ols_slope",
+    "power_law_constant",
     "rejection_verdict",
     "same_draws",
     "samples_to_settle",
@@ -59,6 +76,9 @@ __all__ = [
 
 DEFAULT_LEVEL = 0.95
 DEFAULT_N_BOOT = 2000
+# Sizes a finite-size fit (three coefficients) needs: four would fit a wrong correction as
+# well as the right one with a single residual degree of freedom.
+ASYMPTOTIC_MIN_SIZES = 5
 
 
 # ----------------------------------------------------------------------------- primitives
@@ -183,6 +203,40 @@ def bound_verdict(interval: Interval, bound: float, *, above: bool = True) -> Ve
     if high < b:
         return Verdict.INCONSISTENT
     return Verdict.INCONCLUSIVE
+
+
+@dataclass(frozen=True)
+class Proportion:
+    """``successes`` out of ``trials`` with its exact (Clopper-Pearson) interval."""
+
+    successes: int
+    trials: int
+    interval: Interval
+
+    @property
+    def estimate(self) -> float:
+        return self.successes / self.trials
+
+    def to_dict(self) -> dict:
+        return {
+            "successes": self.successes,
+            "trials": self.trials,
+            "estimate": self.estimate,
+            "interval": self.interval.to_dict(),
+        }
+
+
+def binomial_interval(successes: int, trials: int, level: float = DEFAULT_LEVEL) -> Proportion:
+    """A proportion and its exact Clopper-Pearson interval (``scipy.stats.binomtest``): the
+    interval covers the true rate with probability at least ``level`` whatever the rate, also
+    at 0 or ``trials`` successes, where a normal approximation collapses to a point."""
+    from scipy import stats
+
+    k, n = int(successes), int(trials)
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"a proportion needs 0 <= successes <= trials and trials >= 1, got {k} of {n}")
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
+    return Proportion(k, n, Interval(float(ci.low), float(ci.high), level, "Clopper-Pearson"))
 
 
 def expected_max_abs_normal(d: int | float | np.ndarray) -> np.ndarray | float:
@@ -352,6 +406,162 @@ def fit_power_law(
         n_boot=int(n_boot),
         paired=paired,
     )
+
+
+def _asymptotic_design(logx: np.ndarray, xs: np.ndarray, exponent: float) -> np.ndarray:
+    return np.stack([logx, np.ones_like(logx), xs**exponent], axis=1)
+
+
+def asymptotic_coefficients(xs, logy, exponent: float) -> np.ndarray:
+    """Least squares of ``logy = beta log x + alpha + c x^exponent`` along the last axis of
+    ``logy`` (vectorised over leading axes); returns ``(..., 3)``: beta, alpha, c."""
+    xs = np.asarray(xs, dtype=np.float64)
+    design = _asymptotic_design(np.log(xs), xs, exponent)
+    return np.asarray(logy, dtype=np.float64) @ np.linalg.pinv(design).T
+
+
+@dataclass(frozen=True)
+class AsymptoticFit:
+    """``E[Q] ~ C x^beta (1 + ...)``: ``log E[Q] = beta log x + alpha + c x^exponent`` fitted to
+    the per-x means (divided by the ``correction`` factor when set).
+
+    ``slope`` is beta, the exponent once the finite-size term ``c x^exponent`` is removed, with
+    its paired BCa ``interval``; ``residuals``: log mean minus the fitted curve per x (their
+    size against the means' standard errors says whether one correction term suffices).
+    """
+
+    quantity: str
+    x: str
+    exponent: float
+    slope: float
+    intercept: float
+    amplitude: float
+    interval: Interval
+    xs: np.ndarray = field(repr=False)
+    means: np.ndarray = field(repr=False)
+    stderr: np.ndarray = field(repr=False)
+    draws: np.ndarray = field(repr=False)
+    residuals: np.ndarray = field(repr=False)
+    correction: str | None = None
+    n_boot: int = DEFAULT_N_BOOT
+    paired: bool = False
+
+    @property
+    def ci_low(self) -> float:
+        return self.interval.low
+
+    @property
+    def ci_high(self) -> float:
+        return self.interval.high
+
+    def predict(self, x) -> np.ndarray:
+        """The fitted curve at ``x`` (correction factor included)."""
+        x = np.asarray(x, dtype=np.float64)
+        factor = np.ones_like(x)
+        if self.correction is not None:
+            from verify.theory import correction_factor
+
+            factor = np.asarray(correction_factor(self.correction, x), dtype=np.float64)
+        return np.exp(self.intercept + self.amplitude * x**self.exponent) * x**self.slope * factor
+
+
+def fit_asymptotic_power_law(
+    records: pd.DataFrame,
+    quantity: str,
+    x: str = "d",
+    *,
+    exponent: float = -0.5,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    correction: str | None = None,
+    level: float = DEFAULT_LEVEL,
+) -> AsymptoticFit:
+    """Finite-size scaling: fit ``log E[quantity] = beta log x + alpha + c x^exponent``.
+
+    Same records, per-draw means and paired BCa bootstrap over draw ids as ``fit_power_law``;
+    needs ``ASYMPTOTIC_MIN_SIZES`` values of ``x`` at least (a ``ValueError`` otherwise) and a
+    negative ``exponent`` (the correction must vanish as x grows).
+    """
+    if not exponent < 0:
+        raise ValueError(f"the finite-size exponent must be negative, got {exponent}")
+    per_draw = draw_means(records, quantity, x)
+    grouped = list(per_draw.groupby(x, sort=True))
+    if len(grouped) < ASYMPTOTIC_MIN_SIZES:
+        raise ValueError(f"a finite-size fit needs at least {ASYMPTOTIC_MIN_SIZES} values of {x!r}, got {len(grouped)}")
+    xs = np.array([v for v, _ in grouped], dtype=np.float64)
+    samples = [g["value"].to_numpy(dtype=np.float64) for _, g in grouped]
+    paired = same_draws([g["draw"].to_numpy() for _, g in grouped])
+    if (xs <= 0).any() or any((s < 0).any() or s.mean() <= 0 for s in samples):
+        raise ValueError(f"{quantity}: a power law needs positive {x}, non-negative values and positive means")
+    logc = np.zeros_like(xs)
+    if correction is not None:
+        from verify.theory import correction_factor
+
+        logc = np.log(np.asarray(correction_factor(correction, xs), dtype=np.float64))
+    means = np.array([s.mean() for s in samples])
+    counts = np.array([s.size for s in samples])
+    stderr = np.array([s.std(ddof=1) / math.sqrt(s.size) if s.size > 1 else math.nan for s in samples])
+    logy = np.log(means) - logc
+    beta, alpha, amp = asymptotic_coefficients(xs, logy, exponent)
+    residuals = logy - _asymptotic_design(np.log(xs), xs, exponent) @ np.array([beta, alpha, amp])
+    weights = np.linalg.pinv(_asymptotic_design(np.log(xs), xs, exponent))[0]
+
+    def statistic(*resampled, axis=-1):
+        m = np.stack([np.log(r.mean(axis=axis)) for r in resampled], axis=-1)
+        return (m - logc) @ weights
+
+    if counts.min() >= 2:
+        interval = bootstrap_interval(samples, statistic, paired=paired, n_boot=n_boot, seed=seed, level=level)
+    else:
+        interval = Interval(math.nan, math.nan, level, "BCa bootstrap")
+    return AsymptoticFit(
+        quantity=quantity,
+        x=x,
+        exponent=float(exponent),
+        slope=float(beta),
+        intercept=float(alpha),
+        amplitude=float(amp),
+        interval=interval,
+        xs=xs,
+        means=means,
+        stderr=stderr,
+        draws=counts,
+        residuals=residuals,
+        correction=correction,
+        n_boot=int(n_boot),
+        paired=paired,
+    )
+
+
+def power_law_constant(
+    records: pd.DataFrame,
+    quantity: str,
+    x: str = "d",
+    *,
+    slope: float,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    level: float = DEFAULT_LEVEL,
+) -> tuple[float, Interval]:
+    """The constant C of ``E[quantity] = C x^slope`` at a given slope: the geometric mean over x
+    of ``mean(x) / x^slope``, with the same paired BCa bootstrap over draws as the fits."""
+    per_draw = draw_means(records, quantity, x)
+    grouped = list(per_draw.groupby(x, sort=True))
+    xs = np.array([v for v, _ in grouped], dtype=np.float64)
+    samples = [g["value"].to_numpy(dtype=np.float64) for _, g in grouped]
+    paired = same_draws([g["draw"].to_numpy() for _, g in grouped])
+    if (xs <= 0).any() or any(s.mean() <= 0 for s in samples):
+        raise ValueError(f"{quantity}: a power law needs positive {x} and positive means")
+    shift = slope * np.log(xs)
+
+    def statistic(*resampled, axis=-1):
+        m = np.stack([np.log(r.mean(axis=axis)) for r in resampled], axis=-1)
+        return np.exp((m - shift).mean(axis=-1))
+
+    estimate = float(statistic(*samples))
+    if min(s.size for s in samples) < 2:
+        return estimate, Interval(math.nan, math.nan, level, "BCa bootstrap")
+    return estimate, bootstrap_interval(samples, statistic, paired=paired, n_boot=n_boot, seed=seed, level=level)
 
 
 def slope_difference(

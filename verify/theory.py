@@ -26,6 +26,8 @@ __all__ = [
     "CORRECTIONS",
     "DP_BOUND_RATIO",
     "EPS_INF",
+    "FLIP_DISTANCE_PAPERS",
+    "FLIP_DISTANCE_SLOPE",
     "HYPOTHESES",
     "LEMMA2_RATIO",
     "LEMMA7_TOTAL",
@@ -36,6 +38,7 @@ __all__ = [
     "REMARK1_RATIO",
     "SCALING_PREDICTIONS",
     "SCALING_QUANTITIES",
+    "SECOND_MOMENT_PREDICTION",
     "SECOND_MOMENT_UNDER_H",
     "SNR_SPREAD",
     "THEOREM10_SLOPE",
@@ -45,6 +48,7 @@ __all__ = [
     "dp_bounded",
     "dp_range_ratios",
     "eps_for_norm",
+    "finite_size_exponent",
     "theorem11_ratio",
 ]
 
@@ -201,6 +205,56 @@ def dp_bounded(smaller: tuple[float, float], larger: tuple[float, float]) -> boo
     ratios = dp_range_ratios(smaller, larger)
     return all(1 / DP_BOUND_RATIO <= r <= DP_BOUND_RATIO for r in ratios) and larger[0] > 0
 
+
+# The one scaling quantity whose value (H) fixes exactly at every size (Eq. 13, graphs.moments):
+# E||d_x f_c||_2^2, measured as the square of the engine's logit_grad_l2. Its (H) value is 2 for
+# every net without pooling (2 / prod a_i with pooling), so its predicted slope is 0; with the
+# variances the initialisation really draws (zero padding's border) it is the exact finite-size
+# curve the Monte Carlo is compared with, size by size.
+SECOND_MOMENT_PREDICTION = Prediction(
+    "logit_grad_l2_sq",
+    0.0,
+    "E||d_x f_k||_2^2 independent of d (= 2 under (H), Eq. 13)",
+    "Thm 5, Eq. 13 and Lemma 7: E||d_x f_k||_2^2 = 2 sum_x P(x, o) = 2 under (H)",
+    _H,
+)
+
+
+def finite_size_exponent(spec) -> tuple[float, str]:
+    """The leading finite-size correction of ``log E[Q]`` for a family at ``spec``'s options,
+    as the exponent e of ``c d^e``, and why.
+
+    - A padded image net (zeros, reflect) has a border where H3 (zeros) or H5 (reflect)
+      fails; its share of the neurons of every layer is about 4 (k // 2) / n_l, and
+      n_l = n / (product of strides so far), so it falls like 1/n = sqrt(3/d): e = -1/2.
+    - Without a border (dense, random-dag, circular padding) the net's law depends on d
+      through averages over the d input coordinates or over the P ~ d positions of the last
+      feature map (the logits are sums over them), whose smooth functions have biases of
+      order 1/d (law of large numbers, delta method): e = -1. Random DAGs redraw their
+      structure with d, so for them this is a guess rather than a derivation.
+    """
+    padding = getattr(spec, "padding", None)
+    if padding in ("zeros", "reflect"):
+        return -0.5, (
+            f"{padding} padding: the border's share of each layer's neurons falls like 1/n = sqrt(3/d), "
+            "so log E[Q] = beta log d + alpha + c d^(-1/2) + ..."
+        )
+    return -1.0, (
+        "no border: the net depends on d through averages over d inputs (or over the ~d positions of the last "
+        "feature map), whose biases are O(1/d), so log E[Q] = beta log d + alpha + c / d + ..."
+    )
+
+
+# Beyond the paper: for random ReLU networks, a perturbation of l_2 size about ||x|| / sqrt(d) in
+# the gradient's direction flips the output, so ||delta||_2 / ||x||_2 ~ d^(-1/2) (for l_inf
+# perturbations too: ||delta||_2 / ||x||_2 = ||delta||_inf / rms(x) for a sign step).
+FLIP_DISTANCE_SLOPE = -0.5
+FLIP_DISTANCE_PAPERS = (
+    "Daniely and Schacham (2020), Most ReLU networks suffer from l2 adversarial perturbations, NeurIPS",
+    "Bubeck, Cherapanamjeri, Gidel and Tachet des Combes (2021), A single gradient step finds adversarial examples on random two-layers neural networks, NeurIPS",
+    "Bartlett, Bubeck and Cherapanamjeri (2021), Adversarial examples in multi-layer random ReLU networks, NeurIPS",
+    "Montanari and Wu (2023), Adversarial examples in random neural networks with general activations, Mathematical Statistics and Learning",
+)
 
 # Lemma 7: sum_x P(x, o) = 1 for every output o of every DAG (a random walk up from o ends at
 # an input). Lemma 8: under (S), d * P(x, o) = 1 for every input x and output o.

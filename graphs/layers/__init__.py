@@ -1,6 +1,7 @@
 """Layer kinds: one protocol (``base.Layer``), one module per kind, one registry.
 
-Importing this package registers the built-in kinds in ``LAYER_KINDS``. A new kind is a
+Importing this package registers the built-in kinds (those of the families, and the
+planted miscounted dense layer of ``verify calibrate``) in ``LAYER_KINDS``. A new kind is a
 ``Layer`` subclass decorated with ``register_layer``, in its own module (or a test); the
 spec, the DAG, the operator form, the moments, the torch module and the engine then handle
 it through the protocol.
@@ -36,6 +37,7 @@ from graphs.layers.masked import MaskedLinear
 from graphs.layers.maxpool import MaxPool2d
 from graphs.layers.module import INITS, ModuleBacked, ModuleLayer
 from graphs.layers.padding import PADDINGS, pad_input, pad_input_adjoint, padded_source
+from graphs.layers.planted import MiscountedLinear
 from graphs.layers.pool import AvgPool2d
 from graphs.layers.tap import Tap
 from graphs.layers.vit import ViT
@@ -61,6 +63,7 @@ __all__ = [
     "Linear",
     "MaskedLinear",
     "MaxPool2d",
+    "MiscountedLinear",
     "ModuleBacked",
     "ModuleLayer",
     "Shape",

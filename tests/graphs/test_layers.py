@@ -25,6 +25,7 @@ from graphs.layers import (
     Layer,
     Linear,
     MaskedLinear,
+    MiscountedLinear,
     Shape,
     layer_from_dict,
     register_layer,
@@ -47,7 +48,14 @@ def registry():
 
 
 def test_registry_lists_the_built_in_kinds():
-    original = {"conv2d": Conv2d, "avgpool2d": AvgPool2d, "linear": Linear, "masked-linear": MaskedLinear}
+    # the four kinds of the families, verify calibrate's planted miscounted dense layer, the open-architecture kinds
+    original = {
+        "conv2d": Conv2d,
+        "avgpool2d": AvgPool2d,
+        "linear": Linear,
+        "masked-linear": MaskedLinear,
+        "miscounted-linear": MiscountedLinear,
+    }
     assert original.items() <= LAYER_KINDS.items()
     assert {
         "add",

@@ -13,6 +13,28 @@ them:
   initialisation divides by (zero padding's border);
 - H5 and the others that a layer kind breaks by construction (reflect padding puts one
   weight on two out-edges of a border node).
+
+Two sharper readings of the same records:
+
+- **The exact finite-size curve.** E||d_x f_c||_2^2 is the one measured quantity whose value
+  (H) fixes at every size (Eq. 13, ``graphs.moments``), with the variances the
+  initialisation really draws, so a zero-padded border is included. It is added as the
+  quantity ``logit_grad_l2_sq`` (the square of ``logit_grad_l2``) whenever ``logit_grad_l2``
+  is fitted, and compared with Monte Carlo size by size (``verify.checks.second_moments``:
+  relative difference, its interval, a verdict and the hypothesis a gap points to), and over
+  the sizes (the slope of the exact curve next to the fitted one). No other quantity has an
+  exact (H) value: the loss gradient ``d_x L = sum_k (q_k - 1[k = c]) d_x f_k`` weighs the
+  logit gradients by the softmax, which depends on the logits, and for these bias-free ReLU
+  nets the logits are ``f_k = <d_x f_k, x>`` (positive homogeneity), so the weights and the
+  gradients are dependent and Eq. 13 does not carry over; the l_1 and l_inf norms and the
+  unsquared l_2 norm are not second moments. ``logit_grad_l2`` gets the root of the exact
+  curve, an upper bound of E||d_x f_c||_2 by Jensen's inequality, whose slope is half the
+  squared one.
+- **The asymptotic exponent.** With at least ``ASYMPTOTIC_MIN_SIZES`` sizes, each quantity is
+  also fitted as ``log E[Q] = beta log d + alpha + c d^e`` with the family's leading
+  finite-size correction ``e`` (``verify.theory.finite_size_exponent``: -1/2 for a padded
+  border, -1 without), and ``beta`` gets a verdict of its own beside the plain slope's; the
+  same fit of the exact curve (no noise) shows the beta the hypotheses imply for the net.
 """
 
 from __future__ import annotations
@@ -21,15 +43,43 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
+import numpy as np
 import pandas as pd
 
 from graphs.errors import InputError
 from graphs.spec import Spec
 from verify.checks.common import check_fit, check_sampling, spec_settings
+from verify.checks.second_moments import QUANTITY as SECOND_MOMENT_SOURCE
+from verify.checks.second_moments import (
+    RelativeDifference,
+    SecondMomentAgreement,
+    agreement_claim,
+    mean_relative_difference,
+    per_draw_squares,
+    second_moment_agreement,
+)
 from verify.progress import Progress, as_progress
 from verify.results import Claim, Verdict
-from verify.stats import SlopeFit, band_verdict, fit_power_law, samples_to_settle
-from verify.theory import EPS_INF, SCALING_PREDICTIONS, SCALING_QUANTITIES, Prediction, dp_bounded
+from verify.stats import (
+    ASYMPTOTIC_MIN_SIZES,
+    AsymptoticFit,
+    SlopeFit,
+    asymptotic_coefficients,
+    band_verdict,
+    fit_asymptotic_power_law,
+    fit_power_law,
+    ols_slope,
+    samples_to_settle,
+)
+from verify.theory import (
+    EPS_INF,
+    SCALING_PREDICTIONS,
+    SCALING_QUANTITIES,
+    SECOND_MOMENT_PREDICTION,
+    Prediction,
+    dp_bounded,
+    finite_size_exponent,
+)
 
 if TYPE_CHECKING:
     from verify.engine import PrecisionError
@@ -38,6 +88,8 @@ __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_DRAWS",
     "INPUT_KINDS",
+    "SQUARED",
+    "ExactCurve",
     "HypothesisStatus",
     "QuantityResult",
     "ScalingConfig",
@@ -46,6 +98,7 @@ __all__ = [
     "check_scaling",
     "hypothesis_status",
     "size_status",
+    "with_squares",
 ]
 
 # Chosen from a profile of the main command on 2 CPU cores. One sample (forward + two
@@ -58,6 +111,7 @@ __all__ = [
 DEFAULT_DRAWS = 160
 DEFAULT_BATCH = 2
 INPUT_KINDS = ("normal", "upsampled")
+SQUARED = SECOND_MOMENT_PREDICTION.quantity  # E||d_x f_c||_2^2, derived from logit_grad_l2
 
 
 @dataclass(frozen=True)
@@ -146,11 +200,34 @@ class SizeStatus:
     structural: tuple[str, ...]  # hypotheses the layer kinds break by construction
     exact: bool = True  # False: no exact side (a module outside the layer kinds); the fields above are moot
     obstacles: tuple[str, ...] = ()  # what keeps the net from the exact side
+    # Eq. 13: E||d_x f_c||_2^2 under (H) with E[w^2] = 2/in-degree, and with the init's variances
+    # (NaN where the exact side has no second moments: no view, or a layer kind outside (H)'s model)
+    he_sq: float = math.nan
+    init_sq: float = math.nan
+
+    @property
+    def has_exact(self) -> bool:
+        return math.isfinite(self.he_sq) and math.isfinite(self.init_sq)
+
+
+def exact_moments(spec: Spec) -> tuple[float, float]:
+    """Eq. 13's ``E||d_x f_c||_2^2`` under (H), (2/in-degree, the init's variances), on the
+    spec's exact view; NaNs where there is none or a layer kind has no second-moment model."""
+    from graphs.moments import moment_obstacles
+    from graphs.spec import exact_view
+    from verify.checks.second_moments import exact_second_moments
+
+    view, _ = exact_view(spec)
+    if view is None or moment_obstacles(view):
+        return math.nan, math.nan
+    exact = exact_second_moments(view)
+    return float(exact["he"]), float(exact["init"])
 
 
 def size_status(spec: Spec, *, progress: bool = False) -> SizeStatus:
-    """(S), H3, d * P(x, o) range and structural breaks of one spec (exact side, full size);
-    for a net without an exact side (``graphs.spec.exact_view``), what keeps it from one.
+    """(S), H3, d * P(x, o) range, structural breaks and the exact (H) second moments of one
+    spec (exact side, full size); for a net without an exact side
+    (``graphs.spec.exact_view``), what keeps it from one.
 
     Large nets go in row bands (``graphs.streaming``): bounded memory at 4096 x 4096 pixels,
     with a progress bar per pass when ``progress``.
@@ -178,7 +255,20 @@ def size_status(spec: Spec, *, progress: bool = False) -> SizeStatus:
         float(paths.scaled_min),
         float(paths.scaled_max),
         structural,
+        True,
+        (),
+        *exact_moments(spec),
     )
+
+
+def _with_exact(status: SizeStatus, spec: Spec) -> SizeStatus:
+    """``status`` with its exact second moments (computed when a stored status lacks them)."""
+    if status.has_exact:
+        return status
+    from dataclasses import replace
+
+    he, init = exact_moments(spec)
+    return replace(status, he_sq=he, init_sq=init)
 
 
 @dataclass(frozen=True)
@@ -225,37 +315,90 @@ def hypothesis_status(status: Sequence[SizeStatus]) -> HypothesisStatus:
 
 
 @dataclass(frozen=True)
+class ExactCurve:
+    """The exact (H) value of a quantity at every size (Eq. 13 with the init's variances; the
+    ideal 2/in-degree ones in ``he``), its slope over the sizes and, with enough sizes, the
+    beta of the same finite-size fit as the Monte Carlo's (no noise, so no interval)."""
+
+    label: str
+    values: np.ndarray = field(repr=False)
+    he: np.ndarray = field(repr=False)
+    slope: float
+    asymptotic_slope: float | None
+
+
+@dataclass(frozen=True)
 class QuantityResult:
-    """One quantity: the prediction, the fitted power law, and the claim made of it."""
+    """One quantity: the prediction, the fitted power law, and the claim made of it; the
+    finite-size fit and its claim when there are enough sizes; the exact (H) curve where
+    the quantity has one."""
 
     prediction: Prediction
     fit: SlopeFit
     claim: Claim
     draws_to_settle: int | None
+    asymptotic: AsymptoticFit | None = None
+    asymptotic_claim: Claim | None = None
+    exact: ExactCurve | None = None
 
 
 @dataclass(frozen=True)
 class ScalingResult:
-    """Everything ``check_scaling`` measured and concluded."""
+    """Everything ``check_scaling`` measured and concluded.
+
+    ``moments``: per size, Monte Carlo E||d_x f_c||_2^2 against Eq. 13 (empty when
+    ``logit_grad_l2`` is not fitted); ``moments_mean``/``moments_claim``: MC/init - 1 averaged
+    over the sizes (draw ids paired); ``finite_size``: the correction exponent of the
+    asymptotic fits and why; ``asymptotic_note``: why there are none, when there are none.
+    """
 
     config: ScalingConfig
     status: tuple[SizeStatus, ...]
     hypotheses: HypothesisStatus
     quantities: tuple[QuantityResult, ...]
     records: pd.DataFrame = field(repr=False)
+    moments: tuple[SecondMomentAgreement, ...] = ()
+    moments_mean: RelativeDifference | None = None
+    moments_claim: Claim | None = None
+    finite_size: tuple[float, str] = (math.nan, "")
+    asymptotic_note: str = ""
     # the run's arithmetic against float64 on draw 0 of the largest size (None: not measured)
     precision: PrecisionError | None = None
 
     @property
     def claims(self) -> list[Claim]:
-        return [q.claim for q in self.quantities]
+        out = [q.claim for q in self.quantities]
+        out += [q.asymptotic_claim for q in self.quantities if q.asymptotic_claim is not None]
+        if self.moments_claim is not None:
+            out.append(self.moments_claim)
+        return out
 
     def fits(self) -> dict[str, SlopeFit]:
         return {q.prediction.quantity: q.fit for q in self.quantities}
 
+    def quantity(self, name: str) -> QuantityResult:
+        for q in self.quantities:
+            if q.prediction.quantity == name:
+                return q
+        raise KeyError(name)
 
-def _claim(pred: Prediction, fit: SlopeFit, hyp: HypothesisStatus, config: ScalingConfig) -> tuple[Claim, int | None]:
-    verdict = band_verdict(fit.interval, pred.slope, config.margin)
+
+def quantity_margin(quantity: str, margin: float) -> float:
+    """The band's half-width for ``quantity``: a squared norm's slope is twice its norm's, so its band is too."""
+    return 2 * margin if quantity == SQUARED else margin
+
+
+def _claim(
+    pred: Prediction,
+    fit: SlopeFit | AsymptoticFit,
+    hyp: HypothesisStatus,
+    config: ScalingConfig,
+    *,
+    asymptotic: bool = False,
+    exact: ExactCurve | None = None,
+) -> tuple[Claim, int | None]:
+    margin = quantity_margin(pred.quantity, config.margin)
+    verdict = band_verdict(fit.interval, pred.slope, margin)
     # Corollary 6's slopes need only d * P(x, o) bounded uniformly in d, not exact (S).
     needed = tuple("(S-bounded)" if h == "(S)" else h for h in pred.hypotheses)
     broken = tuple(h for h in hyp.broken if h in needed)
@@ -269,17 +412,27 @@ def _claim(pred: Prediction, fit: SlopeFit, hyp: HypothesisStatus, config: Scali
             notes.append("(S) fails and d*P(x,o) is not stable in d: not implied")
     settle = None
     if verdict is Verdict.INCONCLUSIVE:
-        settle = samples_to_settle(fit.interval, fit.slope, int(fit.draws.min()), pred.slope, config.margin)
+        settle = samples_to_settle(fit.interval, fit.slope, int(fit.draws.min()), pred.slope, margin)
         notes.append(
             f"~{settle} draws per size would likely settle it"
             if settle
             else "slope on the band's edge: >100x the draws needed"
         )
-    if fit.correction:
-        notes.append(f"fit of E[Q] / E max|Z_i| over d normals; raw slope {fit.raw_slope:+.3f}")
+    if isinstance(fit, AsymptoticFit):
+        notes.append(f"finite-size fit with c d^({fit.exponent:g})")
+        if exact is not None and exact.asymptotic_slope is not None:
+            notes.append(f"the same fit of the exact (H) curve gives {exact.asymptotic_slope:+.3f}")
+    else:
+        if fit.correction:
+            notes.append(f"fit of E[Q] / E max|Z_i| over d normals; raw slope {fit.raw_slope:+.3f}")
+        if exact is not None:
+            notes.append(f"exact (H) curve: slope {exact.slope:+.3f}")
+    if margin != config.margin:
+        notes.append(f"band +-{margin:g}, twice the norm's")
+    what = "the exponent beta of log E[Q] = beta log d + alpha + c d^e" if asymptotic else "slope"
     claim = Claim(
-        name=pred.quantity,
-        statement=f"{pred.statement} (slope {pred.slope:+g} against log d)",
+        name=f"{pred.quantity}_asymptotic" if asymptotic else pred.quantity,
+        statement=f"{pred.statement} ({what} {pred.slope:+g} against log d)",
         predicted=pred.slope,
         estimate=fit.slope,
         interval=fit.interval,
@@ -360,15 +513,103 @@ def check_scaling(
             values=values,
         )
     _check_alive(records, config.quantities)
+    with_square = SECOND_MOMENT_SOURCE in config.quantities
+    if with_square:
+        status = [_with_exact(st, spec) for st, spec in zip(status, specs)]
+    exponent, why = finite_size_exponent(specs[0])
+    enough = len(specs) >= ASYMPTOTIC_MIN_SIZES
+    note = (
+        ""
+        if enough
+        else (
+            f"the asymptotic exponent needs at least {ASYMPTOTIC_MIN_SIZES} sizes to identify the finite-size term "
+            f"(got {len(specs)}); give more --dims"
+        )
+    )
+    fit_records = with_squares(records) if with_square else records
+    names = list(config.quantities)
+    if with_square:
+        names.insert(names.index(SECOND_MOMENT_SOURCE) + 1, SQUARED)
     results = []
-    with prog.phase(f"bootstrap fits of {len(config.quantities)} quantities ({config.n_boot} resamples)") as ph:
-        for i, q in enumerate(config.quantities, start=1):
-            ph.step(f"{i}/{len(config.quantities)}, {q}")
-            pred = SCALING_PREDICTIONS[q]
-            fit = fit_power_law(records, q, "d", n_boot=config.n_boot, seed=config.seed, correction=pred.correction)
-            claim, settle = _claim(pred, fit, hyp, config)
-            results.append(QuantityResult(pred, fit, claim, settle))
-    return ScalingResult(config, tuple(status), hyp, tuple(results), records, precision)
+    fits = "plain and finite-size fits" if enough else "fits"
+    with prog.phase(f"bootstrap {fits} of {len(names)} quantities ({config.n_boot} resamples)") as ph:
+        for i, q in enumerate(names, start=1):
+            ph.step(f"{i}/{len(names)}, {q}")
+            pred = SECOND_MOMENT_PREDICTION if q == SQUARED else SCALING_PREDICTIONS[q]
+            kw = {"n_boot": config.n_boot, "seed": config.seed, "correction": pred.correction}
+            fit = fit_power_law(fit_records, q, "d", **kw)
+            exact = _exact_curve(q, status, exponent if enough else None)
+            claim, settle = _claim(pred, fit, hyp, config, exact=exact)
+            asym = asym_claim = None
+            if enough:
+                asym = fit_asymptotic_power_law(fit_records, q, "d", exponent=exponent, **kw)
+                asym_claim, _ = _claim(pred, asym, hyp, config, asymptotic=True, exact=exact)
+            results.append(QuantityResult(pred, fit, claim, settle, asym, asym_claim, exact))
+    moments: tuple[SecondMomentAgreement, ...] = ()
+    mean = moments_claim = None
+    if with_square and all(st.has_exact for st in status):
+        with prog.phase(f"Monte Carlo against Eq. 13 at {len(specs)} sizes"):
+            moments, mean, moments_claim = _moments(specs, status, records, hyp, config)
+    return ScalingResult(
+        config,
+        tuple(status),
+        hyp,
+        tuple(results),
+        records,
+        moments=moments,
+        moments_mean=mean,
+        moments_claim=moments_claim,
+        finite_size=(exponent, why),
+        asymptotic_note=note,
+        precision=precision,
+    )
+
+
+def with_squares(records: pd.DataFrame) -> pd.DataFrame:
+    """The records plus ``logit_grad_l2_sq``, the square of every ``logit_grad_l2`` value."""
+    src = records.loc[records["quantity"] == SECOND_MOMENT_SOURCE]
+    return pd.concat([records, src.assign(quantity=SQUARED, value=src["value"] ** 2)], ignore_index=True)
+
+
+def _exact_curve(quantity: str, status: Sequence[SizeStatus], exponent: float | None) -> ExactCurve | None:
+    """The exact (H) curve of ``quantity`` (the squared logit-gradient norm, or its root)."""
+    if quantity not in (SQUARED, SECOND_MOMENT_SOURCE) or not all(s.has_exact for s in status):
+        return None
+    power = 1.0 if quantity == SQUARED else 0.5
+    d = np.array([s.d for s in status], dtype=np.float64)
+    values = np.array([s.init_sq for s in status]) ** power
+    he = np.array([s.he_sq for s in status]) ** power
+    slope = float(ols_slope(np.log(d), np.log(values))[0])
+    beta = None if exponent is None else float(asymptotic_coefficients(d, np.log(values), exponent)[0])
+    label = (
+        "Eq. 13 under (H), the init's variances"
+        if power == 1.0
+        else "sqrt of Eq. 13 (an upper bound of E||d_x f_c||_2, Jensen)"
+    )
+    return ExactCurve(label, values, he, slope, beta)
+
+
+def _moments(
+    specs: Sequence[Spec],
+    status: Sequence[SizeStatus],
+    records: pd.DataFrame,
+    hyp: HypothesisStatus,
+    config: ScalingConfig,
+) -> tuple[tuple[SecondMomentAgreement, ...], RelativeDifference, Claim]:
+    """Monte Carlo E||d_x f_c||_2^2 against Eq. 13, size by size and averaged over the sizes."""
+    tolerance = 2 * config.margin  # the squared norm's band, as for its slope
+    kw = {"n_boot": config.n_boot, "seed": config.seed}
+    frames = [records.loc[records["dim"] == spec.dim] for spec in specs]
+    agreements = tuple(
+        second_moment_agreement(spec, frame, exact={"he": st.he_sq, "init": st.init_sq}, tolerance=tolerance, **kw)
+        for spec, st, frame in zip(specs, status, frames)
+    )
+    squares = [per_draw_squares(frame) for frame in frames]
+    mean = mean_relative_difference(squares, [st.init_sq for st in status], variance="init", **kw)
+    claim = agreement_claim(
+        mean, tolerance=tolerance, name="second_moments", what="the sizes", hypotheses_broken=hyp.broken
+    )
+    return agreements, mean, claim
 
 
 def _check_alive(records: pd.DataFrame, quantities: Sequence[str]) -> None:

@@ -43,6 +43,8 @@ COMMANDS: dict[str, str] = {
     "query": "verify.cli.query",
     "compare": "verify.cli.compare",
     "trained": "verify.cli.trained",
+    "calibrate": "verify.cli.calibrate",
+    "flip-distance": "verify.cli.flip_distance",
 }
 
 EPILOG = """\
@@ -60,6 +62,8 @@ examples:
   verify compare --archs strided-cnn,avgpool-cnn,resnet,paper-net,vit --dims 32,64,128
   verify scaling --model examples/resnet18.py:resnet18 --dims 32,64,128
   verify trained --arch paper-net --data fashion-mnist --dims 28,56,112 --seeds 3
+  verify calibrate --seeds 4 --pooled-seeds 2 --planted-seeds 2 --lemma9-seeds 2
+  verify flip-distance --arch dense --dims 64,256,1024,4096,16384
 
 Run `verify COMMAND --help` for each command's options and worked examples.
 """

@@ -11,7 +11,8 @@ HELP = "Monte Carlo slopes of gradient norms and vulnerability against d (Thm 4,
 
 EPILOG = """\
 examples:
-  verify scaling --arch strided-cnn --dims 32,64,128,256                  # the paper's net, ~75 CPU-seconds
+  verify scaling --arch strided-cnn --dims 32,64,128,256                  # the paper's net, about a minute on 2 cores
+  verify scaling --arch strided-cnn --dims 64,96,128,192,256 --draws 320  # the main job: with the finite-size fit
   verify scaling --arch strided-cnn --dims 32,64,128,256 --padding circular --draws 200
   verify scaling --arch dense --dims 64,256,1024,4096 --draws 32 --json
   verify scaling --arch random-dag --dims 64,128,256,512 --quantities logit_grad_l2,vuln_l2
@@ -41,6 +42,14 @@ sample for one forward and two backward passes, bench/bench_engine.py), and the 
 width is set by the number of weight draws, so the budget goes to draws rather than inputs
 per draw. The width shrinks like 1/sqrt(DRAWS): 4x the draws halve it. Below ~100 draws the
 bootstrap interval tends to be too narrow.
+
+E||d_x f_c||_2^2 (logit_grad_l2_sq, added with logit_grad_l2) is compared size by size with its
+exact value under (H), Eq. 13 with the variances the initialisation really draws (zero-padded
+borders included), and the slope of that exact curve is shown beside the fitted one. With five
+sizes or more, every quantity is also fitted as log E[Q] = beta log d + alpha + c d^e (e = -1/2
+for a padded border, -1 otherwise) and beta gets its own verdict. For the zero-padded paper net
+use sizes that are multiples of 32 (64,96,128,192,256): other sides give odd feature maps whose
+border share jumps from size to size, which no smooth correction describes.
 
 The report (OUT_DIR/scaling-ARCH.md, plot beside it) carries the exact (S), H3 and H5 status
 of every sampled net: with zero padding H3 fails at the image border; (S) fails for 3x3

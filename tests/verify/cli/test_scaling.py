@@ -59,8 +59,21 @@ def test_json_envelope_report_and_plot(tmp_path, capsys):
     assert out["margin"] == 0.05
     assert out["symmetric"] is True
     assert out["h3_violation_fraction"] == 0.0
-    assert [q["name"] for q in out["quantities"]] == list(SCALING_QUANTITIES)
-    assert [c["name"] for c in out["claims"]] == list(SCALING_QUANTITIES)
+    names = list(SCALING_QUANTITIES)
+    names.insert(names.index("logit_grad_l2") + 1, "logit_grad_l2_sq")  # the square, exact under (H)
+    assert [q["name"] for q in out["quantities"]] == names
+    # three sizes: no finite-size fit, and the report says why
+    assert [c["name"] for c in out["claims"]] == [*names, "second_moments"]
+    assert out["asymptotic_note"]
+    assert "at least 5 sizes" in out["asymptotic_note"]
+    assert all(q["asymptotic"] is None for q in out["quantities"])
+    # dense nets: Eq. 13 gives 2 at every size with either variance (Lemma 7)
+    for size in out["sizes"]:
+        assert size["exact_logit_grad_sq_he"] == pytest.approx(2.0, rel=1e-12)
+        assert size["exact_logit_grad_sq_init"] == pytest.approx(2.0, rel=1e-12)
+    squared = out["quantities"][names.index("logit_grad_l2_sq")]
+    assert squared["exact"]["slope"] == pytest.approx(0.0, abs=1e-12)
+    assert len(out["second_moments"]) == 3
     for q, c in zip(out["quantities"], out["claims"]):
         assert len(q["means"]) == len(q["stderr"]) == 3
         assert q["verdict"] == c["verdict"]
@@ -68,7 +81,7 @@ def test_json_envelope_report_and_plot(tmp_path, capsys):
         assert c["interval"]["low"] == q["ci_low"]
         assert c["interval"]["method"].startswith("BCa")
         assert c["hypotheses_broken"] == []  # dense nets satisfy (H) and (S) exactly
-    assert sum(out["verdicts"].values()) == len(SCALING_QUANTITIES)
+    assert sum(out["verdicts"].values()) == len(out["claims"])
     report = (tmp_path / "scaling-dense.md").read_text()
     assert_tables_render(report)
     for text in (
@@ -79,6 +92,8 @@ def test_json_envelope_report_and_plot(tmp_path, capsys):
         "predicted slope",
         "95% CI",
         "Per-size means",
+        "Exact (H) curve against Monte Carlo",
+        "Asymptotic exponent: not fitted",
         "(S) holds",
         "H3 holds",
         "scaling-dense.png",
@@ -116,7 +131,7 @@ def test_broken_hypotheses_are_stated_next_to_the_verdicts(tmp_path, capsys):
     report = (tmp_path / "scaling-strided-cnn.md").read_text()
     verdicts = report.split("## Verdicts", 1)[1].split("## Per-size", 1)[0]
     assert "Warning: (S), H3 fail" in verdicts
-    rows = [line for line in verdicts.splitlines() if line.startswith(("| logit_grad_l2", "| vuln_linf"))]
+    rows = [line for line in verdicts.splitlines() if line.startswith(("| logit_grad_l2 |", "| vuln_linf |"))]
     assert len(rows) == 2
     assert all("| H3 |" in row for row in rows)
     assert "padding=zeros" in report
