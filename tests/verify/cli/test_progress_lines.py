@@ -12,7 +12,7 @@ from verify.cli import main
 RUNS = {
     "scaling": (
         shlex.split("scaling --arch dense --dims 8,16 --widths 4 --draws 4 --n-boot 200 --quantities logit_grad_l2"),
-        ["exact side", "Monte Carlo", "bootstrap fits", "report and plots"],
+        ["exact side", "Monte Carlo", "bootstrap fits", "Monte Carlo against Eq. 13", "report and plots"],
     ),
     "pooling": (
         shlex.split("pooling --dims 16 --pools 1,2 --strides 1,2 --channels 2 --draws 4 --batch 1 --n-boot 200"),
