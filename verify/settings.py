@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "COMPARE_ARCHS",
     "COMPARE_BATCH",
@@ -13,6 +15,7 @@ __all__ = [
     "EXACT_MAX_EDGES",
     "PRECISIONS",
     "SCALING_QUANTITIES",
+    "TRAINED_PROFILES",
 ]
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -47,3 +50,38 @@ SCALING_QUANTITIES = (
     "vuln_linf",
     "vuln_l2",
 )
+
+# ``verify trained``'s defaults of each profile; every one can be overridden by its flag. ``family`` holds family
+# options set unless given (the quick profile narrows paper-net so that 112 px trains on a CPU).
+TRAINED_PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "train_size": 600,
+        "test_size": 80,
+        "epochs": 3,
+        "batch_size": 32,
+        "lr": 0.003,
+        "optimizer": "adam",
+        "lambdas": "0.01",
+        "train_pgd_steps": 2,
+        "train_pgd_step_size": 0.6,
+        "attack_steps": 4,
+        "attack_step_size": 0.5,
+        "seeds": 3,
+        "family": {"paper-net": {"channels": 8}},
+    },
+    "full": {
+        "train_size": 0,
+        "test_size": 1000,
+        "epochs": 20,
+        "batch_size": 128,
+        "lr": 0.001,
+        "optimizer": "adam",
+        "lambdas": "0.003,0.01,0.03",
+        "train_pgd_steps": 7,
+        "train_pgd_step_size": 0.2,
+        "attack_steps": 10,
+        "attack_step_size": 0.25,
+        "seeds": 5,
+        "family": {},
+    },
+}

@@ -3,47 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from graphs.errors import InputError
 from verify.cli import options as opt
+from verify.settings import TRAINED_PROFILES as PROFILES
 
 HELP = "train nets on upsampled real images; slopes of gradient norms and vulnerability against d (Sec. 4.2)"
-
-# Defaults of each profile; every one can be overridden by its flag. ``family`` holds family
-# options set unless given (the quick profile narrows paper-net so that 112 px trains on a CPU).
-PROFILES: dict[str, dict[str, Any]] = {
-    "quick": {
-        "train_size": 600,
-        "test_size": 80,
-        "epochs": 3,
-        "batch_size": 32,
-        "lr": 0.003,
-        "optimizer": "adam",
-        "lambdas": "0.01",
-        "train_pgd_steps": 2,
-        "train_pgd_step_size": 0.6,
-        "attack_steps": 4,
-        "attack_step_size": 0.5,
-        "seeds": 3,
-        "family": {"paper-net": {"channels": 8}},
-    },
-    "full": {
-        "train_size": 0,
-        "test_size": 1000,
-        "epochs": 20,
-        "batch_size": 128,
-        "lr": 0.001,
-        "optimizer": "adam",
-        "lambdas": "0.003,0.01,0.03",
-        "train_pgd_steps": 7,
-        "train_pgd_step_size": 0.2,
-        "attack_steps": 10,
-        "attack_step_size": 0.25,
-        "seeds": 5,
-        "family": {},
-    },
-}
 
 EPILOG = """\
 examples:
