@@ -468,9 +468,9 @@ def snr_spread(
         return math.nan, Interval.none()
     samples = [c["scaled"].to_numpy() for c in cells]
     means = np.array([s.mean() for s in samples])
-    if not means.min() > 0:
-        # a cell whose every attack found no perturbation (a dead net at tiny widths): no ratio
-        return math.nan, Interval.none("a cell's mean SNR is 0: the net is dead there")
+    if not (np.isfinite(means).all() and means.min() > 0):
+        # a dead net at tiny widths: zero gradients give zero perturbations (an infinite SNR)
+        return math.nan, Interval.none("a cell's mean SNR is not a positive number: the net is dead there")
 
     def statistic(*resampled, axis=-1):
         m = np.stack([r.mean(axis=axis) for r in resampled], axis=-1)
