@@ -251,6 +251,13 @@ class Layer(abc.ABC):
         (pooling) and the ReLU are not counted."""
         return 0
 
+    def internal_floats(self) -> int:
+        """Floats one sample keeps inside this layer for the backward pass, beyond the
+        activations the spec's shapes show: 0 for every kind that is one map, the hidden
+        activations of a whole module (``graphs.layers.module``). ``verify.memory`` adds them
+        to the spec's shapes; nothing here may build the module or allocate."""
+        return 0
+
     # ------------------------------------------------------------------ reporting
 
     def hypotheses_broken(self) -> tuple[str, ...]:

@@ -90,7 +90,8 @@ def test_eq13_has_no_value_with_batch_statistics_max_pooling_or_attention():
 def test_result_holds_one_scaling_check_per_architecture(result):
     assert [a.label for a in result.archs] == list(TINY)
     for a in result.archs:
-        assert set(a.scaling.fits()) == set(QUANTITIES)
+        # logit_grad_l2 brings its square, the quantity Eq. 13 gives exactly (verify.checks.scaling)
+        assert set(a.scaling.fits()) == {*QUANTITIES, "logit_grad_l2_sq"}
         assert consistent_with_sqrt_d(a) in ("yes", "no", "undecided")
         assert explanation(a).endswith(".")
     resnet = result.archs[1]
