@@ -83,6 +83,7 @@ __all__ = [
     "activation_floats",
     "available_bytes",
     "bootstrap",
+    "calibrate_plan",
     "check_plan",
     "compare_plan",
     "dag",
@@ -91,6 +92,7 @@ __all__ = [
     "exact_side",
     "first_order_engine",
     "first_order_plan",
+    "flip_distance_plan",
     "format_bytes",
     "lemma9_plan",
     "module_build",
@@ -104,6 +106,8 @@ __all__ = [
     "records",
     "scaling_plan",
     "second_moments",
+    "trained_plan",
+    "training",
     "weight_floats",
 ]
 
@@ -564,3 +568,104 @@ def first_order_plan(
     ]
     phases.append(bootstrap(draws, max(n_eps, len(specs)), n_boot))
     return Plan(tuple(phases), (records(len(specs) * draws * batch * per_sample, f"--draws {draws} --batch {batch}"),))
+
+
+def flip_distance_plan(
+    specs: Sequence[Any],
+    *,
+    draws: int,
+    batch: int,
+    n_boot: int,
+    quantities: int,
+    dtype_bytes: int = 8,
+    labels: Sequence[str] | None = None,
+) -> Plan:
+    """``verify flip-distance``: one draw per size (DeepFool's K logit gradients per iteration
+    and the line searches' forward passes: the first-order checks' autograd and Gram budget),
+    one bootstrap per distance over every size; every record (``quantities`` per input) kept."""
+    phases = [
+        first_order_engine(s, _label(labels, i, s), batch=batch, dtype_bytes=dtype_bytes) for i, s in enumerate(specs)
+    ]
+    phases.append(bootstrap(draws, len(specs), n_boot))
+    return Plan(tuple(phases), (records(len(specs) * draws * batch * quantities, f"--draws {draws} --batch {batch}"),))
+
+
+def calibrate_plan(
+    dense: Sequence[Any],
+    pooled: Sequence[Any],
+    lemma9: Sequence[Any],
+    *,
+    draws: int,
+    batch: int,
+    n_boot: int,
+    lemma9_draws: int,
+    lemma9_limits: tuple[int, int, int],
+) -> Plan:
+    """``verify calibrate``: replications run one after another, each a scaling-like Monte
+    Carlo of the dense (``--dense-dims``, ``--dense-widths``) or pooled nets (``--pooled-dims``,
+    ``--pooled-channels``) with its bootstraps, or one Lemma 9 run (``--lemma9-draws``); a
+    replication's records live while it runs, only one row per case and seed is kept."""
+    phases = [engine(s, f"--dense-dims {s.dim}", batch=batch) for s in dense]
+    phases += [engine(s, f"--pooled-dims {s.dim}", batch=batch) for s in pooled]
+    phases.append(bootstrap(draws, max(len(dense), len(pooled), 1), n_boot))
+    for nets in (dense, pooled):
+        if nets:
+            phases.append(records(len(nets) * draws * batch * 7, f"--draws {draws} --batch {batch}"))
+    if lemma9:
+        max_inputs, max_paths, max_pairs = lemma9_limits
+        sub = lemma9_plan(
+            lemma9,
+            draws=lemma9_draws,
+            max_inputs=max_inputs,
+            max_paths=max_paths,
+            max_pairs=max_pairs,
+            mc_draws=0,
+            mc_batch=1,
+            labels=[f"--lemma9-draws {lemma9_draws}"] * len(lemma9),
+        )
+        phases.append(max(sub.phases, key=lambda n: n.bytes))
+        phases.append(Need("Lemma 9 records", f"--lemma9-draws {lemma9_draws}", sub.kept_bytes()))
+    return Plan(tuple(phases))
+
+
+def training(spec: Any, size: str, *, batch: int, eval_batch: int, adversarial: bool) -> Need:
+    """Training one net (``verify.training``) and measuring it on held-out inputs, in float32:
+    the parameters with their gradients and the optimiser's two moment buffers, and the
+    larger of a training step and an evaluation batch, each with double backward (the
+    gradient penalty; the held-out input gradients) through up to 4 copies of the activations,
+    PGD's steps one after another (``adversarial`` adds the perturbed batch and its gradient)."""
+    weights = 4 * 4 * weight_floats(spec)
+    rows = max(batch, eval_batch)
+    acts = 4 * 4 * 3 * activation_floats(spec) * rows
+    inputs = 4 * rows * spec.d * (4 if adversarial else 2)
+    return Need(
+        "training and held-out gradients",
+        f"{size} --batch-size {batch} --eval-batch {eval_batch}",
+        weights + acts + inputs + FIXED_BYTES,
+        device=True,
+    )
+
+
+def trained_plan(
+    specs: Sequence[Any],
+    *,
+    batch: int,
+    eval_batch: int,
+    adversarial: bool,
+    train_images: int,
+    test_images: int,
+    image_floats: int,
+    labels: Sequence[str] | None = None,
+) -> Plan:
+    """``verify trained``: one net trained at a time, per size (``training``); the data set at
+    its native size (on the host and on the compute device) is kept for the whole run."""
+    phases = [
+        training(s, _label(labels, i, s), batch=batch, eval_batch=eval_batch, adversarial=adversarial)
+        for i, s in enumerate(specs)
+    ]
+    data = Need(
+        "the data set",
+        f"--train-size {train_images} --test-size {test_images}",
+        2 * 4 * (train_images + test_images) * image_floats,
+    )
+    return Plan(tuple(phases), (data,))

@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         eps_inf=args.eps_inf,
         margin=args.margin,
         n_boot=args.n_boot,
+        precision=args.precision,
     )
     plan = memory.scaling_plan(
         config.specs,
