@@ -87,7 +87,9 @@ def load_factory(ref: str) -> Callable[[int], nn.Module]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
-            spec.loader.exec_module(module)
+            # compiled from the file's bytes now, not from a cached .pyc: a file edited within
+            # the same second keeps its size and mtime, and the run must build what it digests
+            exec(compile(path.read_bytes(), str(path), "exec"), module.__dict__)
         except Exception as exc:
             sys.modules.pop(module_name, None)
             raise InputError(f"--model: running {source} raised {type(exc).__name__}: {_one_line(exc)}") from None

@@ -108,6 +108,11 @@ class FlipConfig:
             raise InputError("every spec of a flip-distance check must come from one family")
         if len({s.d for s in specs}) != len(specs):
             raise InputError("two sizes give the same d; give distinct sizes")
+        if any(layer.couples_samples for s in specs for layer in s.layers):
+            raise InputError(
+                "flip-distance: batch statistics couple the samples of a batch, and the searches move every sample "
+                "at once; use batch norm with running statistics (--bn-mode eval, or --mode eval for a --model)"
+            )
         if specs[0].num_classes < 2:
             raise InputError(f"--classes: {specs[0].num_classes} class(es) have nothing to flip to; give 2 or more")
         if self.draws < 2:

@@ -179,8 +179,10 @@ def build_config(args: argparse.Namespace):
     for name, value in profile["family"].get(args.arch, {}).items():
         options.setdefault(name, value)
     if args.arch == "paper-net":
-        # dilation = upsampling factor, as the authors' n / 32 for CIFAR's 32 px
-        options.setdefault("dilation_base", NATIVE_SIDE[args.data])
+        # dilation = upsampling factor, as the authors' n / 32 for CIFAR's 32 px; the last feature
+        # map (n / 16) must be wider than that padding, so 8 px digits keep the authors' n / 32
+        native = NATIVE_SIDE[args.data]
+        options.setdefault("dilation_base", native if native > 16 else 32)
     classes = options.pop("num_classes", None)
     if classes is not None and classes != 10:
         raise InputError(f"--classes: {args.data} has 10 classes, the nets' outputs; drop --classes {classes}")
