@@ -130,8 +130,12 @@ def source_digest(ref: str) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    # torch's messages may carry terminal escapes (bold): no escape codes in a one-line error
+    text = " ".join(_ANSI.sub("", str(exc)).split())
     return text[:300] + ("..." if len(text) > 300 else "")
 
 

@@ -89,7 +89,10 @@ def parse_arch(text: str) -> tuple[str, str, dict[str, Any]]:
                 f"--archs {text!r}: {part!r} is not FLAG=VALUE with a flag of {name} ({', '.join(sorted(by_flag))})"
             )
         raw = value.strip().replace(".", ",") if option.kind == "ints" else value.strip()
-        opts[option.name] = parse_option(option, raw)
+        try:
+            opts[option.name] = parse_option(option, raw)
+        except InputError as exc:
+            raise type(exc)(f"--archs {text!r}: {exc}") from None
     return text.strip(), name, opts
 
 
