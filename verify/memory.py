@@ -50,6 +50,9 @@ Nets whose layers are not all one map each, and the exact side where there is no
   real probe then counts the saved storages per sample (``ModuleLayer.saved_floats``), which
   ``S`` uses. A module the meta device cannot run is estimated from the next smaller size's
   probe scaled by d (the smallest size is built unchecked).
+- The engine adds each layer's ``Layer.transient_floats()`` per sample: what one layer's
+  backward holds at once beyond the saved activations and their gradients (a ViT block's
+  attention backward: three ``heads T^2`` gradients).
 - The engine's chunk rule counts the spec's shapes only (``verify.engine``), so a module's
   whole batch runs at once: ``engine`` follows that rule as it is.
 - The exact side is counted on the spec ``graphs.spec.exact_view`` gives (a traced module's
@@ -341,7 +344,7 @@ def dag(spec: Any, size: str, *, fractions: bool = False) -> Need:
 def engine(spec: Any, size: str, *, batch: int, dtype_bytes: int = 4, batch_flag: str = "--batch") -> Need:
     """One weight draw of the Monte Carlo engine (``verify.engine``; module docstring)."""
     size = f"{size} {batch_flag} {batch}"
-    per_sample = 3 * activation_floats(spec) * dtype_bytes
+    per_sample = (3 * activation_floats(spec) + sum(layer.transient_floats() for layer in spec.layers)) * dtype_bytes
     # the engine's own chunk rule sees the spec's shapes only (module docstring)
     chunk = min(batch, max(1, ENGINE_CHUNK_BYTES // (3 * sum(math.prod(s) for s in spec.shapes) * dtype_bytes)))
     # drawn in float64, cast, and laid out channels-last: up to three copies at once
