@@ -1,12 +1,14 @@
 """The pre-flight memory estimates (verify/memory.py) against measured peaks.
 
 Each piece runs in a fresh Python process; its peak resident memory (``ru_maxrss``) after the
-imports is subtracted from the peak after the piece, and printed beside the estimate with
+imports is subtracted from the peak after the piece (a user's module's engine: the resident size
+sampled every 0.5 ms, less the size just before; its building peaked higher), and printed beside the estimate with
 their ratio (estimate / measured: above 1 means the estimate errs on the safe side). The
 last line is the interpreter-plus-libraries baseline against ``BASELINE_BYTES``.
 
     python bench/bench_memory.py            # the default pieces, ~1-2 minutes on 2 cores
     python bench/bench_memory.py --large    # adds the 512 px exact side (~1.2 GB)
+    python bench/bench_memory.py --only vit,"module build","module engine"   # the open architectures
 
 Re-run it after changing any piece of the engine or the exact side (e.g. streaming the
 operator form) and update the constants of verify/memory.py from its ratios.
@@ -31,9 +33,41 @@ from verify import memory
 import verify.checks.first_order, verify.checks.scaling, verify.checks.second_moments, verify.engine, verify.stats
 import graphs.dag, pandas, scipy.stats
 kind, family, dim, opts, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4]), int(sys.argv[5])
-spec = build_spec(family, dim, **opts)
+if kind.startswith("module"):
+    # a user's module (FILE.py:FACTORY): measured on the meta device, then built and probed
+    from verify.usermodel import UserModel, load_factory, meta_footprint, model_specs
+    model = UserModel(family, **opts)
+    footprint = meta_footprint(load_factory(family), model, dim)
+    if kind == "module engine":
+        (spec,) = model_specs(model, [dim])
+else:
+    spec = build_spec(family, dim, **opts)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-if kind == "exact side":
+if kind == "module build":
+    model_specs(model, [dim])
+    est = memory.module_build(footprint, "").bytes
+elif kind == "module engine":
+    # building the module peaked higher than its engine will (float64 copies): ru_maxrss cannot
+    # fall, so the current resident size is sampled instead, from just before the engine
+    import os, threading, time
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    top, done = [0], threading.Event()
+    def sample():
+        while not done.is_set():
+            top[0] = max(top[0], rss())
+            time.sleep(0.0005)
+    sampler = threading.Thread(target=sample)
+    start = rss()
+    sampler.start()
+    verify.engine.measure([spec], draws=1, batch=n, seed=0)
+    done.set()
+    sampler.join()
+    est = memory.engine(spec, "", batch=n).bytes
+    print(json.dumps({"base": base, "measured": top[0] - start, "estimate": est}))
+    sys.exit(0)
+elif kind == "exact side":
     verify.checks.scaling.size_status(spec)
     est = memory.exact_side(spec, "").bytes
 elif kind == "engine":
@@ -78,6 +112,13 @@ PIECES = [
     ("first-order", "strided-cnn", 64, {"channels": 16}, 8),
     ("records", "dense", 16, {"widths": [8]}, 20000),
     ("bootstrap", "dense", 16, {"widths": [8]}, 2000),
+    # the open architectures: attention's heads x T^2 (256 and 1024 tokens), a user's opaque module
+    ("engine", "vit", 64, {"patch": 4}, 8),
+    ("engine", "vit", 128, {"patch": 4}, 2),
+    ("module build", "examples/small_vit.py:small_vit", 64, {}, 0),
+    ("module engine", "examples/small_vit.py:small_vit", 64, {}, 4),
+    ("module build", "examples/resnet18.py:resnet18", 128, {}, 0),
+    ("module engine", "examples/resnet18.py:resnet18", 128, {}, 4),
 ]
 LARGE = [("exact side", "strided-cnn", 512, {"padding": "circular"}, 0)]
 
@@ -85,14 +126,20 @@ LARGE = [("exact side", "strided-cnn", 512, {"padding": "circular"}, 0)]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--large", action="store_true", help="add the 512 px exact side (~1.2 GB)")
+    parser.add_argument(
+        "--only", default=None, help="comma-separated kinds or families to run (e.g. vit,module engine,module build)"
+    )
     args = parser.parse_args()
+    only = None if args.only is None else {w.strip() for w in args.only.split(",")}
     sys.path.insert(0, ROOT)  # this checkout's verify, not another installed copy
     from verify.memory import BASELINE_BYTES
 
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
-    print(f"{'piece':12s} {'net':38s} {'n':>6s} {'measured':>10s} {'estimate':>10s} {'ratio':>6s}")
+    print(f"{'piece':13s} {'net':38s} {'n':>6s} {'measured':>10s} {'estimate':>10s} {'ratio':>6s}")
     bases = []
     for kind, family, dim, opts, n in PIECES + (LARGE if args.large else []):
+        if only is not None and kind not in only and family not in only:
+            continue
         run = subprocess.run(
             [sys.executable, "-c", PIECE, kind, family, str(dim), json.dumps(opts), str(n)],
             capture_output=True,
@@ -104,11 +151,12 @@ def main() -> None:
             print(f"{kind:12s} {family} {dim}: failed\n{run.stderr[-800:]}")
             continue
         r = json.loads(run.stdout.strip().splitlines()[-1])
-        bases.append(r["base"])
-        net = f"{family} {dim} {json.dumps(opts) if opts else ''}"
+        if not kind.startswith("module"):  # a module's base is taken after it was built
+            bases.append(r["base"])
+        net = f"{family.rpartition('/')[2]} {dim} {json.dumps(opts) if opts else ''}"
         mb = 1 << 20
         print(
-            f"{kind:12s} {net:38s} {n:6d} {r['measured'] / mb:8.1f}MB {r['estimate'] / mb:8.1f}MB "
+            f"{kind:13s} {net:38s} {n:6d} {r['measured'] / mb:8.1f}MB {r['estimate'] / mb:8.1f}MB "
             f"{r['estimate'] / max(r['measured'], 1):6.2f}",
             flush=True,
         )

@@ -59,9 +59,9 @@ def paper_net_spec(
     num_classes: int = 10,
 ) -> Spec:
     """The Section 4.2 net for ``in_channels x n x n`` images (module docstring)."""
-    n = _positive("image side n", n)
-    channels = _positive("channels", channels)
-    base = _positive("dilation base", dilation_base)
+    n = _positive("--dims", n)
+    channels = _positive("--channels", channels)
+    base = _positive("--dilation-base", dilation_base)
     if pool not in PAPER_POOLS:
         raise SpecError(f"--pool {pool!r}: choose one of {', '.join(PAPER_POOLS)}")
     if bn not in ON_OFF:
@@ -93,7 +93,7 @@ def paper_net_spec(
         if bn_on:
             layers.append(BatchNorm(channels, bn_mode, relu=True))
         c = channels
-    classes = _positive("num_classes", num_classes)
+    classes = _positive("--classes", num_classes)
     layers += [GlobalMaxPool(), Linear(channels, classes, relu=False), Bias(classes)]
     # ``dilation`` is derived (n / dilation_base), recorded for the report; the rest are the builder's keywords.
     opts = {

@@ -50,8 +50,8 @@ def resnet_spec(
     num_classes: int = 10,
 ) -> Spec:
     """A basic-block ResNet for ``in_channels x n x n`` images (module docstring)."""
-    n = _positive("image side n", n)
-    width = _positive("width", width)
+    n = _positive("--dims", n)
+    width = _positive("--width", width)
     blocks, stage_strides = tuple(blocks), tuple(stage_strides)
     if len(blocks) != len(stage_strides) or not blocks:
         raise SpecError(
@@ -102,7 +102,7 @@ def resnet_spec(
     elif head == "max":
         layers.append(GlobalMaxPool())
     shape = _shapes((in_channels, n, n), tuple(layers))[-1]
-    classes = _positive("num_classes", num_classes)
+    classes = _positive("--classes", num_classes)
     layers += [Linear(math.prod(shape), classes, relu=False), Bias(classes)]
     opts = {
         "width": width,

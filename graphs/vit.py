@@ -29,7 +29,7 @@ def vit_spec(
     num_classes: int = 10,
 ) -> Spec:
     """A ViT for ``in_channels x n x n`` images: patch ``patch``, or ``n / grid`` when ``grid`` is given."""
-    n = _positive("image side n", n)
+    n = _positive("--dims", n)
     if grid is not None:
         grid = _positive("--grid", grid)
         if n % grid:
@@ -38,6 +38,8 @@ def vit_spec(
     patch = _positive("--patch", patch)
     if n % patch:
         raise SpecError(f"--patch {patch} does not tile a {n}x{n} image; use sides that are multiples of {patch}")
+    if _positive("--embed-dim", embed_dim) % _positive("--heads", heads):
+        raise SpecError(f"--heads {heads} does not divide --embed-dim {embed_dim}; give e.g. --heads 1")
     layer = ViT(
         n,
         patch,
@@ -45,7 +47,7 @@ def vit_spec(
         _positive("--depth", depth),
         _positive("--heads", heads),
         _positive("--mlp-ratio", mlp_ratio),
-        _positive("num_classes", num_classes),
+        _positive("--classes", num_classes),
         in_channels,
     )
     opts = {

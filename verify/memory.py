@@ -1,10 +1,11 @@
 """Pre-flight memory estimates: the peak a run will need, computed from its specs before
 anything large is allocated, and the one-line refusal when the machine does not have it.
 
-Nothing here imports torch or allocates a tensor: every estimate is arithmetic on a spec's
-shapes (``Spec.sizes``, ``Layer.weight_shape``, ``Layer.flops``) and on the run's numbers
-(draws, batch, resamples), so it costs microseconds even for a size no machine could run
-(``--dims 16,2147483648``), and Python integers never overflow.
+Nothing here allocates a tensor: every estimate is arithmetic on a spec's shapes
+(``Spec.sizes``, ``Layer.weight_shape``, ``Layer.internal_floats``, ``Layer.flops``) and on the
+run's numbers (draws, batch, resamples), so it costs microseconds even for a size no machine
+could run (``--dims 16,2147483648``), and Python integers never overflow. (The one
+measurement, of a user's opaque module, is ``verify.usermodel``'s, on the meta device.)
 
 The model (every constant below was measured with ``bench/bench_memory.py``, which prints
 estimate / measured peak for each piece on this machine; rerun it after changing a piece):
@@ -35,6 +36,31 @@ estimate / measured peak for each piece on this machine; rerun it after changing
   resample per sample, plus the BCa jackknife's ``n^2`` per sample (measured 15-18).
 - ``BASELINE_BYTES`` for the interpreter, torch, numpy, scipy and pandas themselves.
 
+Nets whose layers are not all one map each, and the exact side where there is none:
+
+- ``S`` adds each layer's ``Layer.internal_floats()``: what a whole module keeps inside for the
+  backward pass. The ``vit`` family counts it from its sizes, without building the module
+  (``graphs.layers.vit``: attention's ``heads T^2`` weights per block dominate at many tokens;
+  its weight count likewise). A user's module that is traced into layer kinds is a spec like
+  any other. An opaque one (``--model`` outside the layer kinds) is measured, not modelled:
+  before it is built, one forward pass on torch's meta device (shapes only, nothing
+  allocated) under saved-tensor hooks gives the bytes autograd saves per sample and the
+  parameter bytes (``verify.usermodel.meta_footprint``; ``module_build`` refuses the building
+  itself: the module, its copies for tracing in float64 and the probe's two samples); the
+  real probe then counts the saved storages per sample (``ModuleLayer.saved_floats``), which
+  ``S`` uses. A module the meta device cannot run is estimated from the next smaller size's
+  probe scaled by d (the smallest size is built unchecked).
+- The engine adds each layer's ``Layer.transient_floats()`` per sample: what one layer's
+  backward holds at once beyond the saved activations and their gradients (a ViT block's
+  attention backward: three ``heads T^2`` gradients).
+- The engine's chunk rule counts the spec's shapes only (``verify.engine``), so a module's
+  whole batch runs at once: ``engine`` follows that rule as it is.
+- The exact side is counted on the spec ``graphs.spec.exact_view`` gives (a traced module's
+  layers) and not at all for a net without one (a ViT, an opaque module): no exact phase runs.
+- ``verify compare`` runs the scaling check of each architecture one after another, with Eq.
+  13's second moments per size where the exact side has them: the largest phase of any
+  architecture, plus every architecture's records (``compare_plan``).
+
 Phases run one after another (the exact side, then the Monte Carlo size by size, then the
 fits), so the peak is the baseline plus the largest phase plus what every phase keeps (the
 records). The estimates aim at the right order of magnitude and err on the high side: their
@@ -60,15 +86,19 @@ __all__ = [
     "activation_floats",
     "available_bytes",
     "bootstrap",
+    "calibrate_plan",
     "check_plan",
+    "compare_plan",
     "dag",
     "edge_bound",
     "engine",
     "exact_side",
     "first_order_engine",
     "first_order_plan",
+    "flip_distance_plan",
     "format_bytes",
     "lemma9_plan",
+    "module_build",
     "operator_form",
     "operator_form_need",
     "output_rows",
@@ -79,6 +109,8 @@ __all__ = [
     "records",
     "scaling_plan",
     "second_moments",
+    "trained_plan",
+    "training",
     "weight_floats",
 ]
 
@@ -205,8 +237,16 @@ def available_bytes() -> int | None:
 
 
 def activation_floats(spec: Any) -> int:
-    """``S``: activations of one sample over every layer, input and logits included."""
-    return sum(math.prod(s) for s in spec.shapes)
+    """``S``: activations of one sample over every layer, input and logits included, and what
+    a whole module keeps inside (``Layer.internal_floats``)."""
+    return sum(math.prod(s) for s in spec.shapes) + sum(layer.internal_floats() for layer in spec.layers)
+
+
+def _exact_view(spec: Any) -> Any:
+    """The spec the exact side works on (``graphs.spec.exact_view``), None where there is none."""
+    from graphs.spec import exact_view
+
+    return exact_view(spec)[0]
 
 
 def weight_floats(spec: Any) -> int:
@@ -272,9 +312,13 @@ def streamed_form(spec: Any, rows: int) -> int:
 
 def exact_side(spec: Any, size: str) -> Need:
     """(S), H3 and the path sums of one size by the operator form (``verify paths``, the
-    status block of ``verify scaling``); a small DAG's exact (S) test fits in the same."""
+    status block of ``verify scaling``); a small DAG's exact (S) test fits in the same. On the
+    exact view of the spec; nothing for a net without one (no exact phase runs)."""
     from graphs.symmetry import DAG_SYMMETRY_MAX_EDGES
 
+    spec = _exact_view(spec)
+    if spec is None:
+        return Need("exact side (none)", size, 0)
     rows = output_rows(spec)
     need = operator_form(spec, rows)
     need = min(need, streamed_form(spec, rows))
@@ -300,8 +344,9 @@ def dag(spec: Any, size: str, *, fractions: bool = False) -> Need:
 def engine(spec: Any, size: str, *, batch: int, dtype_bytes: int = 4, batch_flag: str = "--batch") -> Need:
     """One weight draw of the Monte Carlo engine (``verify.engine``; module docstring)."""
     size = f"{size} {batch_flag} {batch}"
-    per_sample = 3 * activation_floats(spec) * dtype_bytes
-    chunk = min(batch, max(1, ENGINE_CHUNK_BYTES // per_sample))
+    per_sample = (3 * activation_floats(spec) + sum(layer.transient_floats() for layer in spec.layers)) * dtype_bytes
+    # the engine's own chunk rule sees the spec's shapes only (module docstring)
+    chunk = min(batch, max(1, ENGINE_CHUNK_BYTES // (3 * sum(math.prod(s) for s in spec.shapes) * dtype_bytes)))
     # drawn in float64, cast, and laid out channels-last: up to three copies at once
     weights = weight_floats(spec) * (8 + 2 * dtype_bytes)
     inputs = batch * spec.d * (8 + dtype_bytes)
@@ -318,6 +363,16 @@ def first_order_engine(spec: Any, size: str, *, batch: int, dtype_bytes: int = 8
     gram = min(GRAM_BYTES, k * spec.d * batch * dtype_bytes) + batch * k * k * 8
     inputs = 4 * batch * spec.d * (8 + dtype_bytes)
     return Need("attacks per weight draw", size, acts + weights + gram + inputs + FIXED_BYTES, device=True)
+
+
+def module_build(footprint: Any, size: str) -> Need:
+    """Building and probing one size of a user's module (``verify.usermodel.model_spec``) from
+    its ``Footprint``: the module, its checkpoint, the tracer's copy and float64 copies of its
+    weights (module and spec: ~7 times the parameters), and the probe's and tracer's passes on
+    two samples (float64 at most: 8 times what one sample saves)."""
+    return Need(
+        "building and probing the module", size, 7 * footprint.parameter_bytes + 8 * footprint.saved_bytes + FIXED_BYTES
+    )
 
 
 def records(n: int, size: str, what: str = "records") -> Need:
@@ -420,6 +475,26 @@ def scaling_plan(
     return Plan(tuple(phases), (records(len(specs) * draws * batch * 7, f"--draws {draws} --batch {batch}"),))
 
 
+def compare_plan(
+    archs: Sequence[tuple[str, Sequence[Any]]], *, draws: int, batch: int, n_boot: int, quantities: int = 3
+) -> Plan:
+    """``verify compare``: for each (label, specs) the scaling check's phases and Eq. 13 by the
+    operator form (every logit) per size where the exact side has it; the architectures run
+    one after another, and every one's records are kept to the end."""
+    phases: list[Need] = []
+    n_records = 0
+    for label, specs in archs:
+        labels = [f"--archs {label} --dims {s.dim}" for s in specs]
+        plan = scaling_plan(specs, draws=draws, batch=batch, n_boot=n_boot, quantities=quantities, labels=labels)
+        phases += plan.phases
+        for spec, lab in zip(specs, labels):
+            view = _exact_view(spec)
+            if view is not None:
+                phases.append(second_moments(view, lab))
+        n_records += len(specs) * draws * batch * 7
+    return Plan(tuple(phases), (records(n_records, f"--draws {draws} --batch {batch} x {len(archs)} architectures"),))
+
+
 def paths_plan(specs: Sequence[Any], *, exact: bool, labels: Sequence[str] | None = None) -> Plan:
     """``verify paths``: the operator form per size, or the explicit DAG with Fractions."""
     if exact:
@@ -496,3 +571,104 @@ def first_order_plan(
     ]
     phases.append(bootstrap(draws, max(n_eps, len(specs)), n_boot))
     return Plan(tuple(phases), (records(len(specs) * draws * batch * per_sample, f"--draws {draws} --batch {batch}"),))
+
+
+def flip_distance_plan(
+    specs: Sequence[Any],
+    *,
+    draws: int,
+    batch: int,
+    n_boot: int,
+    quantities: int,
+    dtype_bytes: int = 8,
+    labels: Sequence[str] | None = None,
+) -> Plan:
+    """``verify flip-distance``: one draw per size (DeepFool's K logit gradients per iteration
+    and the line searches' forward passes: the first-order checks' autograd and Gram budget),
+    one bootstrap per distance over every size; every record (``quantities`` per input) kept."""
+    phases = [
+        first_order_engine(s, _label(labels, i, s), batch=batch, dtype_bytes=dtype_bytes) for i, s in enumerate(specs)
+    ]
+    phases.append(bootstrap(draws, len(specs), n_boot))
+    return Plan(tuple(phases), (records(len(specs) * draws * batch * quantities, f"--draws {draws} --batch {batch}"),))
+
+
+def calibrate_plan(
+    dense: Sequence[Any],
+    pooled: Sequence[Any],
+    lemma9: Sequence[Any],
+    *,
+    draws: int,
+    batch: int,
+    n_boot: int,
+    lemma9_draws: int,
+    lemma9_limits: tuple[int, int, int],
+) -> Plan:
+    """``verify calibrate``: replications run one after another, each a scaling-like Monte
+    Carlo of the dense (``--dense-dims``, ``--dense-widths``) or pooled nets (``--pooled-dims``,
+    ``--pooled-channels``) with its bootstraps, or one Lemma 9 run (``--lemma9-draws``); a
+    replication's records live while it runs, only one row per case and seed is kept."""
+    phases = [engine(s, f"--dense-dims {s.dim}", batch=batch) for s in dense]
+    phases += [engine(s, f"--pooled-dims {s.dim}", batch=batch) for s in pooled]
+    phases.append(bootstrap(draws, max(len(dense), len(pooled), 1), n_boot))
+    for nets in (dense, pooled):
+        if nets:
+            phases.append(records(len(nets) * draws * batch * 7, f"--draws {draws} --batch {batch}"))
+    if lemma9:
+        max_inputs, max_paths, max_pairs = lemma9_limits
+        sub = lemma9_plan(
+            lemma9,
+            draws=lemma9_draws,
+            max_inputs=max_inputs,
+            max_paths=max_paths,
+            max_pairs=max_pairs,
+            mc_draws=0,
+            mc_batch=1,
+            labels=[f"--lemma9-draws {lemma9_draws}"] * len(lemma9),
+        )
+        phases.append(max(sub.phases, key=lambda n: n.bytes))
+        phases.append(Need("Lemma 9 records", f"--lemma9-draws {lemma9_draws}", sub.kept_bytes()))
+    return Plan(tuple(phases))
+
+
+def training(spec: Any, size: str, *, batch: int, eval_batch: int, adversarial: bool) -> Need:
+    """Training one net (``verify.training``) and measuring it on held-out inputs, in float32:
+    the parameters with their gradients and the optimiser's two moment buffers, and the
+    larger of a training step and an evaluation batch, each with double backward (the
+    gradient penalty; the held-out input gradients) through up to 4 copies of the activations,
+    PGD's steps one after another (``adversarial`` adds the perturbed batch and its gradient)."""
+    weights = 4 * 4 * weight_floats(spec)
+    rows = max(batch, eval_batch)
+    acts = 4 * 4 * 3 * activation_floats(spec) * rows
+    inputs = 4 * rows * spec.d * (4 if adversarial else 2)
+    return Need(
+        "training and held-out gradients",
+        f"{size} --batch-size {batch} --eval-batch {eval_batch}",
+        weights + acts + inputs + FIXED_BYTES,
+        device=True,
+    )
+
+
+def trained_plan(
+    specs: Sequence[Any],
+    *,
+    batch: int,
+    eval_batch: int,
+    adversarial: bool,
+    train_images: int,
+    test_images: int,
+    image_floats: int,
+    labels: Sequence[str] | None = None,
+) -> Plan:
+    """``verify trained``: one net trained at a time, per size (``training``); the data set at
+    its native size (on the host and on the compute device) is kept for the whole run."""
+    phases = [
+        training(s, _label(labels, i, s), batch=batch, eval_batch=eval_batch, adversarial=adversarial)
+        for i, s in enumerate(specs)
+    ]
+    data = Need(
+        "the data set",
+        f"--train-size {train_images} --test-size {test_images}",
+        2 * 4 * (train_images + test_images) * image_floats,
+    )
+    return Plan(tuple(phases), (data,))

@@ -251,6 +251,20 @@ class Layer(abc.ABC):
         (pooling) and the ReLU are not counted."""
         return 0
 
+    def internal_floats(self) -> int:
+        """Floats one sample keeps inside this layer for the backward pass, beyond the
+        activations the spec's shapes show: 0 for every kind that is one map, the hidden
+        activations of a whole module (``graphs.layers.module``). ``verify.memory`` adds them
+        to the spec's shapes; nothing here may build the module or allocate."""
+        return 0
+
+    def transient_floats(self) -> int:
+        """Floats one sample needs at once during this layer's backward pass beyond what it
+        keeps (``internal_floats``) and their gradients: 0 for every kind that is one map;
+        attention's backward holds gradients of its ``heads T^2`` weights and scores
+        (``graphs.layers.vit``). ``verify.memory.engine`` adds them."""
+        return 0
+
     # ------------------------------------------------------------------ reporting
 
     def hypotheses_broken(self) -> tuple[str, ...]:

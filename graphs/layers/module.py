@@ -188,6 +188,7 @@ class ModuleLayer(ModuleBacked):
     traced: Any = field(default=None, repr=False)  # graphs.spec.Spec | None
     obstacles: tuple[str, ...] = ()
     flop_count: int = 0
+    saved_floats: int = 0  # per sample, measured by verify.usermodel (internal_floats)
     relu: bool = False
     activation: str | None = None
 
@@ -236,6 +237,9 @@ class ModuleLayer(ModuleBacked):
 
     def flops(self, in_shapes: Sequence[Shape], out_shape: Shape) -> int:
         return int(self.flop_count)
+
+    def internal_floats(self) -> int:
+        return int(self.saved_floats)
 
     def describe(self) -> str:
         return f"module({self.label}, init {self.init})"

@@ -114,6 +114,36 @@ class ViT(ModuleBacked):
     def tokens(self) -> int:
         return (self.side // self.patch) ** 2
 
+    def weight_shape(self) -> Shape:
+        """Every parameter of ``ViTModule``, counted without building it (``verify.memory`` asks
+        before any allocation; ``tests/graphs/test_vit.py`` checks it against ``entries``)."""
+        c, hid, k = self.width, self.mlp_ratio * self.width, self.num_classes
+        embed = c * self.in_channels * self.patch**2 + c + self.tokens * c
+        block = 2 * c + (3 * c * c + 3 * c) + (c * c + c) + 2 * c + (c * hid + hid) + (hid * c + c)
+        return (embed + self.depth * block + 2 * c + c * k + k,)
+
+    @property
+    def couples_samples(self) -> bool:
+        # layer norm is per token: no batch statistics (and no module built to find out)
+        return False
+
+    def internal_floats(self) -> int:
+        """Floats autograd saves for one sample's backward (measured with saved-tensor hooks in
+        ``tests/graphs/test_vit.py``; this count is 0-6% above): per block the layer
+        norms' inputs, outputs and statistics, q, k, v, the attention weights of every head
+        (``heads T^2``: what grows fastest with the tokens), the heads' output, the MLP's hidden
+        units before and after GELU; the patch embedding and the final norm."""
+        t, c, hid = self.tokens, self.width, self.mlp_ratio * self.width
+        block = 8 * t * c + 2 * t * hid + self.heads * t * t + 4 * t
+        return t * c + self.depth * block + t * c + 2 * t + c
+
+    def transient_floats(self) -> int:
+        """The attention backward of one block at a time: the gradients flowing into and out of
+        its softmax and the scores' gradient, ``heads T^2`` each (``bench/bench_memory.py``:
+        without them the engine's estimate was 0.84 of the measured peak at 1024 tokens, with
+        two of them 1.02)."""
+        return 3 * self.heads * self.tokens**2
+
     def output_shape(self, shapes: Sequence[Shape], index: int) -> Shape:
         prev = tuple(shapes[index - 1])
         if prev != (self.in_channels, self.side, self.side):

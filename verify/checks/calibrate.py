@@ -63,6 +63,7 @@ import pandas as pd
 
 from graphs.errors import InputError
 from graphs.spec import Spec
+from verify.progress import Progress, as_progress
 from verify.results import Claim, Interval, Verdict
 from verify.stats import (
     ASYMPTOTIC_MIN_SIZES,
@@ -421,7 +422,7 @@ def _planted_dense_rows(case: str, config: CalibrateConfig, seed: int, rt) -> li
     ]
 
 
-def measure_calibrate(config: CalibrateConfig, *, rt=None, progress: bool = False) -> pd.DataFrame:
+def measure_calibrate(config: CalibrateConfig, *, rt=None, progress: bool | Progress = False) -> pd.DataFrame:
     """Every replication: one row per case, seed, target (and size for ``dense-mean``)."""
     from tqdm import tqdm
 
@@ -438,7 +439,13 @@ def measure_calibrate(config: CalibrateConfig, *, rt=None, progress: bool = Fals
         if case in cases:
             jobs += [(case, s) for s in config.seed_list(config.planted_seeds)]
     rows: list[dict] = []
-    with tqdm(total=len(jobs), desc="calibrate", unit="run", disable=not progress, file=sys.stderr, leave=False) as bar:
+    prog = as_progress(progress, "calibrate")
+    with (
+        prog.phase(f"{len(jobs)} replications of {len(cases)} cases", bars=True),
+        tqdm(
+            total=len(jobs), desc="calibrate", unit="run", disable=not prog.enabled, file=sys.stderr, leave=False
+        ) as bar,
+    ):
         for kind, seed in jobs:
             if kind == "dense":
                 rows += _dense_case_rows(config, seed, rt)
@@ -644,9 +651,12 @@ def summarise(records: pd.DataFrame, config: CalibrateConfig) -> CalibrateResult
 
 
 def check_calibrate(
-    config: CalibrateConfig, *, rt=None, progress: bool = False, records: pd.DataFrame | None = None
+    config: CalibrateConfig, *, rt=None, progress: bool | Progress = False, records: pd.DataFrame | None = None
 ) -> CalibrateResult:
-    """Run the calibration (``records`` from an earlier ``measure_calibrate`` skip the runs)."""
+    """Run the calibration (``records`` from an earlier ``measure_calibrate`` skip the runs);
+    ``progress``: one stderr line per phase (``verify.progress``)."""
+    prog = as_progress(progress, "calibrate")
     if records is None:
-        records = measure_calibrate(config, rt=rt, progress=progress)
-    return summarise(records, config)
+        records = measure_calibrate(config, rt=rt, progress=prog)
+    with prog.phase("coverage and detection rates (Clopper-Pearson)"):
+        return summarise(records, config)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ import pandas as pd
 from graphs.errors import InputError
 from graphs.spec import Spec
 from verify.checks.scaling import ScalingConfig, ScalingResult, check_scaling
+from verify.progress import Progress, as_progress
 from verify.results import Claim
 from verify.settings import COMPARE_ARCHS, COMPARE_BATCH, COMPARE_DIMS, COMPARE_DRAWS
 from verify.stats import ols_slope
@@ -88,13 +89,23 @@ def parse_arch(text: str) -> tuple[str, str, dict[str, Any]]:
                 f"--archs {text!r}: {part!r} is not FLAG=VALUE with a flag of {name} ({', '.join(sorted(by_flag))})"
             )
         raw = value.strip().replace(".", ",") if option.kind == "ints" else value.strip()
-        opts[option.name] = parse_option(option, raw)
+        try:
+            opts[option.name] = parse_option(option, raw)
+        except InputError as exc:
+            raise type(exc)(f"--archs {text!r}: {exc}") from None
     return text.strip(), name, opts
 
 
 @dataclass(frozen=True)
 class CompareConfig:
-    """What to compare: architectures (``parse_arch`` strings), sizes, and the scaling settings."""
+    """What to compare: architectures (``parse_arch`` strings), sizes, and the scaling settings.
+
+    Every architecture is built (hence validated) here, before any work. ``preflight``, when
+    given, refuses a ``verify.memory.Plan`` (the command's memory check): a random DAG's masks
+    and each size of a user's module are checked before they are allocated
+    (``verify.usermodel.model_specs``); the whole run's plan is the command's to check
+    (``verify.memory.compare_plan``).
+    """
 
     archs: tuple[str, ...] = DEFAULT_ARCHS
     dims: tuple[int, ...] = DEFAULT_DIMS
@@ -104,6 +115,7 @@ class CompareConfig:
     eps_inf: float = EPS_INF
     margin: float = 0.05
     n_boot: int = 2000
+    preflight: Callable[[Any], None] | None = field(default=None, repr=False, compare=False)
     specs: tuple[tuple[Spec, ...], ...] = field(init=False, repr=False, compare=False)
     parsed: tuple[tuple[str, str, dict], ...] = field(init=False, repr=False, compare=False)
 
@@ -117,12 +129,19 @@ class CompareConfig:
         parsed = tuple(parse_arch(a) for a in self.archs)
 
         def build(label: str, name: str, opts: dict) -> tuple[Spec, ...]:
+            from verify import memory
+
             try:
                 if name == "model":
                     from verify.usermodel import UserModel, model_specs
 
-                    return tuple(model_specs(UserModel(opts["ref"]), list(self.dims)))
-                return tuple(build_spec(name, n, **opts) for n in self.dims)
+                    return tuple(model_specs(UserModel(opts["ref"]), list(self.dims), preflight=self.preflight))
+                out = []
+                for n in self.dims:
+                    if name == "random-dag" and self.preflight is not None:
+                        self.preflight(memory.Plan((memory.random_dag_build(n, opts, f"--dims {n}"),)))
+                    out.append(build_spec(name, n, **opts))
+                return tuple(out)
             except InputError as exc:
                 raise type(exc)(f"--archs {label}: {exc}") from None
 
@@ -144,14 +163,23 @@ class CompareConfig:
             n_boot=self.n_boot,
         )
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(label for label, _, _ in self.parsed)
+
     def settings(self) -> dict:
-        """Every setting that changes the numbers (for the JSON ``run`` and the report)."""
+        """Every setting that changes the numbers (for the JSON ``run`` and the report): per
+        architecture its family and every option it was built with (the family's defaults and
+        the comparison's included; for a user's module the file, factory, digests and modes,
+        ``verify.usermodel.model_settings``) and its d's."""
         return {
             "archs": list(self.archs),
+            "families": {label: specs[0].family for label, specs in zip(self.labels, self.specs)},
             "options": {
-                label: {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}
-                for label, _, opts in self.parsed
+                label: {k: list(v) if isinstance(v, tuple) else v for k, v in specs[0].family_options().items()}
+                for label, specs in zip(self.labels, self.specs)
             },
+            "d": {label: [s.d for s in specs] for label, specs in zip(self.labels, self.specs)},
             "dims": list(self.dims),
             "draws": self.draws,
             "batch": self.batch,
@@ -233,12 +261,17 @@ class CompareResult:
         return pd.concat([a.scaling.records.assign(arch=a.label) for a in self.archs], ignore_index=True)
 
 
-def check_compare(config: CompareConfig, *, rt=None, progress: bool = False) -> CompareResult:
-    """Run the comparison (module docstring); ``rt`` is a ``verify.runtime.Runtime``."""
+def check_compare(config: CompareConfig, *, rt=None, progress: bool | Progress = False) -> CompareResult:
+    """Run the comparison (module docstring); ``rt`` is a ``verify.runtime.Runtime``;
+    ``progress``: one stderr line per phase of each architecture (``verify.progress``), named
+    ``compare: LABEL: ...``."""
+    prog = as_progress(progress, "compare")
     out = []
     for (label, name, opts), specs in zip(config.parsed, config.specs):
-        scaling = check_scaling(config.scaling_config(specs), rt=rt, progress=progress)
-        eq13, obstacles = eq13_values(specs)
+        arch = Progress(f"{prog.name}: {label}", prog.enabled, prog.stream)
+        scaling = check_scaling(config.scaling_config(specs), rt=rt, progress=arch)
+        with arch.phase(f"Eq. 13 under (H) at {len(specs)} sizes"):
+            eq13, obstacles = eq13_values(specs)
         slope = None
         if eq13 is not None and np.all(eq13 > 0):
             d = np.array([s.d for s in specs], dtype=np.float64)

@@ -37,6 +37,8 @@ import pandas as pd
 
 from graphs.errors import InputError
 from graphs.spec import Spec
+from verify.checks.common import spec_settings
+from verify.progress import Progress, as_progress
 from verify.results import Claim, Interval, Verdict
 from verify.stats import (
     ASYMPTOTIC_MIN_SIZES,
@@ -106,6 +108,11 @@ class FlipConfig:
             raise InputError("every spec of a flip-distance check must come from one family")
         if len({s.d for s in specs}) != len(specs):
             raise InputError("two sizes give the same d; give distinct sizes")
+        if any(layer.couples_samples for s in specs for layer in s.layers):
+            raise InputError(
+                "flip-distance: batch statistics couple the samples of a batch, and the searches move every sample "
+                "at once; use batch norm with running statistics (--bn-mode eval, or --mode eval for a --model)"
+            )
         if specs[0].num_classes < 2:
             raise InputError(f"--classes: {specs[0].num_classes} class(es) have nothing to flip to; give 2 or more")
         if self.draws < 2:
@@ -127,12 +134,10 @@ class FlipConfig:
             raise InputError(f"--dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
 
     def settings(self) -> dict:
-        s0 = self.specs[0]
+        """Every setting that changes the numbers (for the JSON ``run`` and the report): the
+        family's options include ``num_classes`` (``--classes``: it lives in the last layer)."""
         return {
-            "arch": s0.family,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in s0.options.items()},
-            "dims": [s.dim for s in self.specs],
-            "d": [s.d for s in self.specs],
+            **spec_settings(self.specs),
             "draws": self.draws,
             "batch": self.batch,
             "seed": self.seed,
@@ -206,7 +211,7 @@ def draw_flips(spec: Spec, config: FlipConfig, draw: int, device="cpu") -> dict[
     return out
 
 
-def measure_flip_distance(config: FlipConfig, *, rt=None, progress: bool = False) -> pd.DataFrame:
+def measure_flip_distance(config: FlipConfig, *, rt=None, progress: bool | Progress = False) -> pd.DataFrame:
     """Long-format records of every size (``verify.montecarlo``): arch, dim, d, draw, input, quantity, value."""
     from verify.engine import forward_flops
     from verify.montecarlo import monte_carlo
@@ -241,7 +246,7 @@ def measure_flip_distance(config: FlipConfig, *, rt=None, progress: bool = False
                 rt=rt,
                 # a draw costs about 100 forward or backward passes (line searches, DeepFool's K gradients)
                 work_flops=forward_flops(spec) * config.batch * 100,
-                progress=progress,
+                progress=progress.enabled if isinstance(progress, Progress) else progress,
                 desc=f"flip-distance {spec.family} dim={spec.dim} (d={spec.d})",
             )
         )
@@ -357,12 +362,17 @@ def _method_result(config: FlipConfig, records: pd.DataFrame, quantity: str, nor
 
 
 def check_flip_distance(
-    config: FlipConfig, *, rt=None, progress: bool = False, records: pd.DataFrame | None = None
+    config: FlipConfig, *, rt=None, progress: bool | Progress = False, records: pd.DataFrame | None = None
 ) -> FlipResult:
-    """Run the flip-distance check (``records`` from ``measure_flip_distance`` skip the Monte Carlo)."""
+    """Run the flip-distance check (``records`` from ``measure_flip_distance`` skip the Monte
+    Carlo); ``progress``: one stderr line per phase (``verify.progress``)."""
+    prog = as_progress(progress, "flip-distance")
     if records is None:
-        records = measure_flip_distance(config, rt=rt, progress=progress)
-    methods = tuple(_method_result(config, records, q, n, m) for q, n, m in METHODS)
+        what = f"line searches and DeepFool, {config.draws} draws x {config.batch} inputs at {len(config.specs)} sizes"
+        with prog.phase(what, bars=True):
+            records = measure_flip_distance(config, rt=rt, progress=prog)
+    with prog.phase(f"bootstrap fits of {len(METHODS)} distances ({config.n_boot} resamples)"):
+        methods = tuple(_method_result(config, records, q, n, m) for q, n, m in METHODS)
     hom = records.loc[records["quantity"] == "homogeneity", "value"].to_numpy(dtype=np.float64)
     worst = float(np.nanmax(hom)) if hom.size else math.nan
     tol = HOMOGENEITY_RTOL[config.dtype]

@@ -127,8 +127,15 @@ class ScalingConfig:
     eps_inf: float = EPS_INF
     margin: float = 0.05
     n_boot: int = 2000
+    # the nets' arithmetic (``--precision``): the runtime applies it (``verify.runtime``); it is
+    # here so that the settings (the JSON's, the results store's manifest) name it
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        from verify.settings import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise InputError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         specs = tuple(sorted(self.specs, key=lambda s: s.d))
         object.__setattr__(self, "specs", specs)
         if len(specs) < 2:
@@ -182,6 +189,7 @@ class ScalingConfig:
             "eps_inf": self.eps_inf,
             "margin": self.margin,
             "n_boot": self.n_boot,
+            "precision": self.precision,
         }
 
 

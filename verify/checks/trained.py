@@ -42,6 +42,7 @@ from graphs.errors import InputError
 from graphs.rng import check_seed
 from verify.checks.common import check_fit
 from verify.data import DATASETS, NATIVE_SIDE, ImageData
+from verify.progress import Progress, as_progress
 from verify.results import Claim, Interval, Verdict
 from verify.stats import SlopeFit, band_verdict, bound_verdict, fit_power_law, slope_difference, t_interval
 from verify.training import EVAL_QUANTITIES, METHODS, Arm, AttackSettings, NetFactory, TrainSettings
@@ -625,10 +626,11 @@ def _analyse(records: pd.DataFrame, config: TrainedConfig, broken: tuple[str, ..
 
 
 def check_trained(
-    config: TrainedConfig, *, rt=None, progress: bool = False, data: ImageData | None = None
+    config: TrainedConfig, *, rt=None, progress: bool | Progress = False, data: ImageData | None = None
 ) -> TrainedResult:
     """Train, measure, fit and weigh the two claims (module docstring). ``rt`` is a
-    ``verify.runtime.Runtime``; ``data`` replaces loading ``config.data`` (tests)."""
+    ``verify.runtime.Runtime``; ``data`` replaces loading ``config.data`` (tests); ``progress``:
+    one stderr line per phase (``verify.progress``), the training bars inside its phase."""
     from tqdm import tqdm
 
     from verify.data import load_data
@@ -643,10 +645,20 @@ def check_trained(
         )
     if data.side != config.native:
         raise InputError(f"{config.data}: images of side {data.side}, expected {config.native}")
-    runner = _Runner(config, data, rt, progress)
+    prog = as_progress(progress, "trained")
+    runner = _Runner(config, data, rt, prog.enabled)
     frames: list[pd.DataFrame] = []
     jobs = [(run, dim, arm) for run in range(config.seeds) for dim in config.dims for arm in config.arms]
-    with tqdm(total=len(jobs), desc="training runs", unit="run", disable=not progress, file=sys.stderr) as bar:
+    what = (
+        f"training {len(jobs)} runs ({config.seeds} seeds x {len(config.dims)} sizes x {len(config.arms)} arms, "
+        f"{config.train.epochs} epochs)"
+    )
+    with (
+        prog.phase(what, bars=True),
+        tqdm(
+            total=len(jobs), desc="training runs", unit="run", disable=not prog.enabled, file=sys.stderr, leave=False
+        ) as bar,
+    ):
         for run, dim, arm in jobs:
             with runner.threads(dim):
                 frames += runner.run(dim, arm, run, f"{arm.name} dim={dim} seed={run}")
@@ -657,7 +669,8 @@ def check_trained(
     if spec_of is not None:
         spec = spec_of(config.dims[-1], True)
         broken = tuple(sorted({h for layer in spec.layers for h in layer.hypotheses_broken()}))
-    slopes, claims, comparisons = _analyse(records, config, broken)
+    with prog.phase(f"slopes per epoch and their bootstrap over runs ({config.n_boot} resamples)"):
+        slopes, claims, comparisons = _analyse(records, config, broken)
     info = {
         "name": data.name,
         "source": data.source,

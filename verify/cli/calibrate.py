@@ -83,14 +83,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from graphs.families import int_tuple
-    from verify.checks.calibrate import COVERAGE_CASES, PLANTED_CASES, CalibrateConfig, check_calibrate
-    from verify.montecarlo import show_progress
-    from verify.report import check_out_dir, json_text, write_rendered
+    from graphs.spec import build_spec
+    from verify import memory
+    from verify.checks.calibrate import (
+        COVERAGE_CASES,
+        PLANTED_CASES,
+        CalibrateConfig,
+        check_calibrate,
+        dense_nets,
+        pooled_nets,
+    )
+    from verify.checks.lemma9 import Lemma9Config
     from verify.report.calibrate import render_calibrate
-    from verify.runtime import runtime
 
     timer = opt.Timer()
     opt.check_fit_arguments(args)
+    opt.check_runtime_arguments(args)
     cases = (
         tuple(c.strip() for c in args.cases.split(",") if c.strip())
         if args.cases is not None
@@ -114,16 +122,20 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         n_boot=args.n_boot,
     )
-    out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
-        result = check_calibrate(config, rt=rt, progress=show_progress(args.json))
-        info = opt.run_info(args, rt, timer, settings=config.settings())
-    rendered = render_calibrate(result, info)
-    paths = write_rendered(out_dir, rendered)
-    if args.json:
-        print(json_text(rendered.json))
-    else:
-        print(rendered.summary)
-        print("report: " + "  ".join(str(p) for p in paths))
-        print(f"wall time: {timer.seconds:.1f} s")
-    return 0
+    dense = any(c.startswith(("dense", "variance", "fan-in")) for c in config.cases)
+    pooled = any(c.startswith("pooled") for c in config.cases)
+    lemma9 = any(c in ("lemma9", "shared-layers") for c in config.cases)
+    limits = Lemma9Config.__dataclass_fields__
+    plan = memory.calibrate_plan(
+        dense_nets(config.dense_dims, config.dense_widths) if dense else (),
+        pooled_nets(config.pooled_dims, config.pooled_channels) if pooled else (),
+        [build_spec("random-dag", config.lemma9_dim, hidden=config.lemma9_hidden)] if lemma9 else (),
+        draws=config.draws,
+        batch=config.batch,
+        n_boot=config.n_boot,
+        lemma9_draws=config.lemma9_draws,
+        lemma9_limits=(limits["max_inputs"].default, limits["max_paths"].default, limits["max_pairs"].default),
+    )
+    hint = "give smaller --dense-dims, --dense-widths, --pooled-dims or --pooled-channels, or fewer --draws or --lemma9-draws"
+    opt.check_memory(args, plan, hint=hint)
+    return opt.execute(args, config, check_calibrate, render_calibrate, timer)

@@ -70,17 +70,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from verify import memory
     from verify.checks.compare import CompareConfig, check_compare
-    from verify.montecarlo import show_progress
-    from verify.report import check_out_dir, json_text, write_rendered
     from verify.report.compare import render_compare
-    from verify.runtime import runtime
 
     timer = opt.Timer()
     dims = opt.parse_dims(args.dims, at_least=2)
     archs = tuple(a.strip() for a in args.archs.split(",") if a.strip())
     opt.check_sampling_arguments(args)
     opt.check_fit_arguments(args)
+    opt.check_runtime_arguments(args)
+    hint = "give smaller --dims, fewer --archs, or narrower architectures (e.g. resnet:width=8)"
     config = CompareConfig(
         archs,
         tuple(dims),
@@ -90,17 +90,11 @@ def run(args: argparse.Namespace) -> int:
         eps_inf=args.eps_inf,
         margin=args.margin,
         n_boot=args.n_boot,
+        preflight=lambda plan: opt.check_memory(args, plan, hint=hint),
     )
-    out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
-        result = check_compare(config, rt=rt, progress=show_progress(args.json))
-        info = opt.run_info(args, rt, timer, settings=config.settings())
-    rendered = render_compare(result, info)
-    paths = write_rendered(out_dir, rendered)
-    if args.json:
-        print(json_text(rendered.json))
-    else:
-        print(rendered.summary)
-        print("report: " + "  ".join(str(p) for p in paths))
-        print(f"wall time: {timer.seconds:.1f} s")
-    return 0
+    # every architecture's plan before any computation
+    plan = memory.compare_plan(
+        list(zip(config.labels, config.specs)), draws=config.draws, batch=config.batch, n_boot=config.n_boot
+    )
+    opt.check_memory(args, plan, hint=f"{hint}, or fewer --draws")
+    return opt.execute(args, config, check_compare, render_compare, timer)

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         dtype_bytes=8 if config.dtype == "float64" else 4,
         labels=[opt.size_label(args, s.dim) for s in config.specs],
     )
-    opt.check_memory(args, plan, hint="give smaller --dims, --widths or --channels, or a smaller --batch")
+    opt.check_memory(args, plan, hint=opt.memory_hint(args, more=", or a smaller --batch"))
     return opt.execute(
         args, config, check_first_order, render_first_order, timer, dtype=config.dtype, store="first-order"
     )

@@ -55,16 +55,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from verify.checks.flip_distance import FlipConfig, check_flip_distance
-    from verify.montecarlo import show_progress
-    from verify.report import check_out_dir, json_text, write_rendered
+    from verify import memory
+    from verify.checks.flip_distance import METHODS, OTHER, FlipConfig, check_flip_distance
     from verify.report.flip_distance import render_flip_distance
-    from verify.runtime import runtime
 
     timer = opt.Timer()
-    specs = opt.specs_from_args(args, opt.parse_dims(args.dims, at_least=2))
+    dims = opt.parse_dims(args.dims, at_least=2)
     opt.check_sampling_arguments(args)
     opt.check_fit_arguments(args)
+    opt.check_runtime_arguments(args)
+    specs = opt.specs_from_args(args, dims)
     config = FlipConfig(
         tuple(specs),
         draws=args.draws,
@@ -77,16 +77,14 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
         dtype=args.dtype,
     )
-    out_dir = check_out_dir(args.out_dir)
-    with runtime(args.device, threads=args.threads) as rt:
-        result = check_flip_distance(config, rt=rt, progress=show_progress(args.json))
-        info = opt.run_info(args, rt, timer, dtype=config.dtype, settings=config.settings())
-    rendered = render_flip_distance(result, info)
-    paths = write_rendered(out_dir, rendered)
-    if args.json:
-        print(json_text(rendered.json))
-    else:
-        print(rendered.summary)
-        print("report: " + "  ".join(str(p) for p in paths))
-        print(f"wall time: {timer.seconds:.1f} s")
-    return 0
+    plan = memory.flip_distance_plan(
+        config.specs,
+        draws=config.draws,
+        batch=config.batch,
+        n_boot=config.n_boot,
+        quantities=len(METHODS) + len(OTHER),
+        dtype_bytes=8 if config.dtype == "float64" else 4,
+        labels=[opt.size_label(args, s.dim) for s in config.specs],
+    )
+    opt.check_memory(args, plan, hint=opt.memory_hint(args, more=", or a smaller --batch"))
+    return opt.execute(args, config, check_flip_distance, render_flip_distance, timer, dtype=config.dtype)

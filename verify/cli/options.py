@@ -36,6 +36,7 @@ __all__ = [
     "check_runtime_arguments",
     "check_sampling_arguments",
     "family_options",
+    "memory_hint",
     "memory_limit",
     "parse_dims",
     "positive_int",
@@ -243,7 +244,9 @@ def specs_from_args(args: argparse.Namespace, dims: Sequence[int], *, flag: str 
     if model is not None:
         from verify.usermodel import model_specs
 
-        return model_specs(model, list(dims))
+        # each size's building is checked against the memory before the factory allocates it
+        hint = memory_hint(args, flag=flag)
+        return model_specs(model, list(dims), preflight=lambda plan: check_memory(args, plan, hint=hint))
     opts = family_options(args)
     specs = []
     for n in dims:
@@ -263,6 +266,20 @@ def size_label(args: argparse.Namespace, dim: int | str, flag: str = "--dims") -
         if value is not None:
             words.append(f"{opt_flag} {value}")
     return " ".join(words)
+
+
+# The options that set how large a family's net is: what a memory refusal asks to make smaller.
+_SIZE_OPTIONS = ("widths", "channels", "hidden", "width", "blocks", "embed_dim", "depth", "mlp_ratio")
+
+
+def memory_hint(args: argparse.Namespace, *, flag: str = "--dims", more: str = "") -> str:
+    """What to change when a run does not fit: smaller sizes and the flags that size this
+    family's net (a smaller module for ``--model``), then ``more`` (``", or fewer --draws"``)."""
+    arch = getattr(args, "arch", None)
+    if getattr(args, "model", None) is not None or arch not in FAMILIES:
+        return f"give smaller {flag}, or a smaller module{more}"
+    flags = [o.flag for o in FAMILIES[arch].options if o.name in _SIZE_OPTIONS]
+    return f"give smaller {' or '.join([flag, ', '.join(flags)] if flags else [flag])}{more}"
 
 
 def add_memory_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     labels = {s.dim: opt.size_label(args, s.dim) for s in specs}
     # Before the config: its --exact edge count walks the net's in-degree maps.
     plan = memory.paths_plan(specs, exact=args.exact, labels=[labels[s.dim] for s in specs])
-    opt.check_memory(args, plan, hint="give smaller --dims or --channels" + (", or drop --exact" if args.exact else ""))
+    opt.check_memory(args, plan, hint=opt.memory_hint(args, more=", or drop --exact" if args.exact else ""))
     config = PathsConfig(tuple(specs), exact=args.exact, trials=args.trials, seed=args.seed)
     # CPU only: the randomised (S) test relies on exact float64 integer arithmetic there.
     dtype = "fraction" if args.exact else "float64"

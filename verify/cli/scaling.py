@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         eps_inf=args.eps_inf,
         margin=args.margin,
         n_boot=args.n_boot,
+        precision=args.precision,
     )
     plan = memory.scaling_plan(
         config.specs,
@@ -135,5 +136,5 @@ def run(args: argparse.Namespace) -> int:
         n_boot=config.n_boot,
         labels=[opt.size_label(args, s.dim) for s in config.specs],
     )
-    opt.check_memory(args, plan, hint="give smaller --dims, --channels or --widths, or fewer --draws")
+    opt.check_memory(args, plan, hint=opt.memory_hint(args, more=", or fewer --draws"))
     return opt.execute(args, config, check_scaling, render_scaling, timer, store="scaling", precision=args.precision)

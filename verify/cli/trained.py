@@ -64,7 +64,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    opt.add_arch_arguments(parser)
+    # no --model: training builds each net with its batch-norm arms from the family (verify.training.SpecFactory)
+    opt.add_arch_arguments(parser, model=False)
     parser.add_argument("--dims", required=True, help="comma-separated image sides, multiples of the data's side")
     g = parser.add_argument_group("data")
     g.add_argument("--data", default="fashion-mnist", choices=DATASETS, help="data set (default fashion-mnist)")
@@ -143,9 +144,13 @@ def build_config(args: argparse.Namespace):
     for name, value in profile["family"].get(args.arch, {}).items():
         options.setdefault(name, value)
     if args.arch == "paper-net":
-        # dilation = upsampling factor, as the authors' n / 32 for CIFAR's 32 px
-        options.setdefault("dilation_base", NATIVE_SIDE[args.data])
-    options.pop("num_classes", None)
+        # dilation = upsampling factor, as the authors' n / 32 for CIFAR's 32 px; the last feature
+        # map (n / 16) must be wider than that padding, so 8 px digits keep the authors' n / 32
+        native = NATIVE_SIDE[args.data]
+        options.setdefault("dilation_base", native if native > 16 else 32)
+    classes = options.pop("num_classes", None)
+    if classes is not None and classes != 10:
+        raise InputError(f"--classes: {args.data} has 10 classes, the nets' outputs; drop --classes {classes}")
     bn = options.pop("bn", None)
     has_bn = any(o.name == "bn" for o in fam.options)
     # the builders' defaults: batch norm on for paper-net (the authors' net), off elsewhere
@@ -189,12 +194,14 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from verify import memory
     from verify.checks.trained import check_trained
     from verify.data import load_data
     from verify.report.trained import render_trained
     from verify.report.writer import check_out_dir
 
     timer = opt.Timer()
+    opt.check_runtime_arguments(args)
     config = build_config(args)
     if config.checkpoint_dir is not None:
         check_out_dir(config.checkpoint_dir, "--checkpoint-dir")
@@ -206,6 +213,19 @@ def run(args: argparse.Namespace) -> int:
         test_size=config.test_size,
         seed=config.seed,
     )
+    spec_of = getattr(config.factory, "spec", None)
+    if spec_of is not None:
+        plan = memory.trained_plan(
+            [spec_of(dim, True) for dim in config.dims],
+            batch=config.train.batch_size,
+            eval_batch=config.eval_batch,
+            adversarial=any(a.method == "pgd" for a in config.arms) or config.attack.steps > 0,
+            train_images=len(data.train_y),
+            test_images=len(data.test_y),
+            image_floats=data.channels * data.side**2,
+            labels=[opt.size_label(args, dim) for dim in config.dims],
+        )
+        opt.check_memory(args, plan, hint=opt.memory_hint(args, more=", a smaller --batch-size or --eval-batch"))
 
     def check(cfg, *, rt=None, progress=False):
         return check_trained(cfg, rt=rt, progress=progress, data=data)

@@ -1,4 +1,4 @@
-"""Every bad invocation of the five commands, in one table, in-process: exit status 2, exactly
+"""Every bad invocation of the commands, in one table, in-process: exit status 2, exactly
 one line on stderr that starts with ``verify: error:`` and names the flag, nothing on stdout,
 nothing written (no report, no empty folder, no temporary file).
 
@@ -34,9 +34,32 @@ POOLING = ["pooling", "--dims", "16", "--pools", "1,2", "--strides", "1,2", "--c
 LEMMA9 = ["lemma9", "--arch", "random-dag", "--dims", "4", "--hidden", "4,4", "--draws", "100", "--mc-draws", "0"]
 FIRST = ["first-order", "--arch", "dense", "--dims", "8,16", "--widths", "4", "--draws", "2", "--batch", "2"]
 FIRST_CNN = ["first-order", "--arch", "strided-cnn", "--dims", "8", "--channels", "2", "--strides", "1,2"]
+# a user's module (tmp/nets.py, written by _nets) and the open families
+MODEL = ["scaling", "--model", "{tmp}/nets.py:mlp", "--input-shape", "vector", "--dims", "8,16", "--draws", "2"]
+RESNET = [
+    "scaling",
+    "--arch",
+    "resnet",
+    "--dims",
+    "8,16",
+    "--width",
+    "2",
+    "--blocks",
+    "1",
+    "--stage-strides",
+    "1",
+    "--draws",
+    "2",
+]
+PAPER = ["scaling", "--arch", "paper-net", "--dims", "64,128", "--channels", "2", "--draws", "2"]
+VIT = ["scaling", "--arch", "vit", "--dims", "8,16", "--patch", "4", "--embed-dim", "8", "--heads", "2", "--draws", "2"]
+COMPARE = ["compare", "--dims", "8,16", "--draws", "2", "--batch", "1", "--archs"]
+TRAINED = ["trained", "--arch", "dense", "--data", "digits", "--dims", "8,16", "--widths", "4", "--no-checkpoints"]
+CALIBRATE = ["calibrate", "--seeds", "2", "--pooled-seeds", "2", "--planted-seeds", "2", "--lemma9-seeds", "2"]
+FLIP = ["flip-distance", "--arch", "dense", "--dims", "8,16", "--widths", "4", "--draws", "2"]
 
 HUGE = "100000000000"  # 1e11: beyond every count and size a run can hold
-CHECKS = ("scaling", "paths", "pooling", "lemma9", "first_order")
+CHECKS = ("scaling", "paths", "pooling", "lemma9", "first_order", "compare", "trained", "calibrate", "flip_distance")
 MACHINE_BYTES = 16 << 30
 
 
@@ -72,6 +95,59 @@ def _no_cuda(_tmp: Path, mp: pytest.MonkeyPatch) -> None:
     import torch
 
     mp.setattr(torch.cuda, "is_available", lambda: False)
+
+
+NETS = """
+import torch
+from torch import nn
+
+def mlp(d):
+    return nn.Sequential(nn.Linear(d, 6), nn.ReLU(), nn.Linear(6, 3))
+
+def pooled(n):
+    return nn.Sequential(
+        nn.Flatten(), nn.Unflatten(1, (1, -1)), nn.AdaptiveAvgPool1d(8), nn.Flatten(), nn.Linear(8, 3)
+    )
+
+def broken(d):
+    raise RuntimeError("factory failed")
+
+def number(d):
+    return 3
+
+class Rounded(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, 3)
+
+    def forward(self, x):
+        return self.fc(torch.round(x))
+
+def rounded(d):
+    return Rounded(d)
+
+not_callable = 3
+"""
+
+
+def _nets(tmp: Path, _mp: pytest.MonkeyPatch) -> None:
+    """nets.py (factories good and bad), bad.py (raises on import) and three checkpoints: one
+    of mlp(8), one pickle that weights_only refuses (an arbitrary object), one not a pickle."""
+    import argparse
+
+    import torch
+
+    (tmp / "nets.py").write_text(NETS)
+    (tmp / "bad.py").write_text("raise ImportError('boom')\n")
+    namespace: dict = {}
+    exec(NETS, namespace)
+    torch.save(namespace["mlp"](8).state_dict(), tmp / "mlp8.pt")
+    torch.save({"weight": argparse.Namespace(x=1)}, tmp / "object.pt")
+    (tmp / "junk.pt").write_bytes(b"not a checkpoint")
+
+
+def _model(flag: str, *extra: str) -> Case:
+    return Case([*MODEL, *extra], flag, setup=_nets)
 
 
 def _numbers(base: list[str], flag: str, values: list[str]) -> list[Case]:
@@ -228,6 +304,136 @@ CASES: list[Case] = [
     Case([*FIRST, "--channels", "4"], "--channels"),
     Case([*FIRST_CNN, "--dims", "100000"], "--dims"),
     Case([*FIRST, "--out-dir", "{tmp}/afile/x"], "--out-dir", setup=_file),
+    # ------------------------------------------------------------------ --model FILE.py:FACTORY
+    _model("--model", "--model", "{tmp}/missing.py:mlp"),
+    _model("--model", "--model", "{tmp}/nets.py:nope"),
+    _model("--model", "--model", "{tmp}/nets.py:not_callable"),
+    _model("--model", "--model", "{tmp}/nets.py:broken"),
+    _model("--model", "--model", "{tmp}/nets.py:number"),
+    _model("--model", "--model", "{tmp}/bad.py:f"),
+    _model("--model", "--model", "nets"),
+    _model("--model", "--model", "no_such_package_xyz.nets:mlp"),
+    _model("--model", "--model", "{tmp}/nets.py:rounded"),
+    _model("--input-shape", "--input-shape", "image"),
+    _model("--input-shape", "--input-shape", "cube"),
+    _model("--init", "--init", "xavier"),
+    _model("--mode", "--mode", "test"),
+    _model("--weights", "--init", "keep", "--weights", "{tmp}/none.pt"),
+    _model("--weights", "--init", "keep", "--weights", "{tmp}/object.pt"),
+    _model("--weights", "--init", "keep", "--weights", "{tmp}/junk.pt"),
+    _model("--weights", "--init", "keep", "--weights", "{tmp}/mlp8.pt"),  # fits mlp(8), not mlp(16)
+    _model("--weights", "--weights", "{tmp}/mlp8.pt"),  # --init he would overwrite it
+    _model("--arch", "--arch", "dense"),
+    _model("--widths", "--widths", "4"),
+    _model("--dims", "--dims", "8,8"),
+    Case(["scaling", "--input-shape", "vector", "--dims", "8,16"], "--arch"),
+    Case(["paths", "--model", "{tmp}/nets.py:pooled", "--dims", "8"], "paths", setup=_nets),  # no exact side
+    Case(
+        ["first-order", "--model", "{tmp}/nets.py:mlp", "--input-shape", "vector", "--dims", "8", "--model"], "--model"
+    ),
+    Case(["pooling", "--dims", "16", "--model", "{tmp}/nets.py:mlp"], "--model", setup=_nets),
+    # ------------------------------------------------------------------ resnet, paper-net, vit
+    Case([*RESNET, "--bn", "maybe"], "--bn"),
+    Case([*RESNET, "--bn-mode", "sometimes"], "--bn-mode"),
+    Case([*RESNET, "--head", "min"], "--head"),
+    Case([*RESNET, "--add-relu", "x"], "--add-relu"),
+    *_numbers(RESNET, "--width", ["x", "0"]),
+    *_numbers(RESNET, "--blocks", ["x", ""]),
+    Case([*RESNET, "--pool", "max"], "--pool"),
+    Case([*PAPER, "--pool", "min"], "--pool"),
+    *_numbers(PAPER, "--dilation-base", ["x", "0", "48"]),
+    Case([*PAPER, "--dims", "40,80"], "--dilation-base"),
+    Case([*PAPER, "--width", "4"], "--width"),
+    *_numbers(VIT, "--patch", ["3", "0", "x"]),
+    *_numbers(VIT, "--heads", ["3", "0"]),
+    *_numbers(VIT, "--grid", ["0", "3"]),
+    *_numbers(VIT, "--depth", ["0", "x"]),
+    *_numbers(VIT, "--embed-dim", ["0"]),
+    *_numbers(VIT, "--mlp-ratio", ["0"]),
+    Case([*VIT, "--exact"], "--exact"),
+    Case(["first-order", "--arch", "resnet", "--dims", "8,16", "--width", "2", "--bn", "on"], "--bn-mode"),
+    # memory: the machine has 16 GiB; attention's heads x T^2 at 1024 tokens, a user's module
+    # measured on the meta device before it is built
+    Case([*VIT, "--dims", "8,4096"], "--dims"),
+    Case([*VIT, "--max-memory", "1M"], "--max-memory"),
+    Case([*RESNET, "--dims", "8,100000"], "--dims"),
+    Case([*RESNET, "--max-memory", "1M"], "--max-memory"),
+    Case([*PAPER, "--dims", "64,65536"], "--dims"),
+    Case([*PAPER, "--max-memory", "1M"], "--max-memory"),
+    Case(["scaling", "--model", "{tmp}/nets.py:pooled", "--dims", "8,100000"], "--dims", setup=_nets),
+    _model("--dims", "--dims", "8,100000000000"),
+    _model("--max-memory", "--max-memory", "1M"),
+    Case(["paths", "--arch", "resnet", "--dims", "100000", "--width", "2"], "--dims"),
+    Case(["first-order", "--arch", "vit", "--dims", "8,4096", "--patch", "4"], "--dims"),
+    # ------------------------------------------------------------------ compare
+    Case([*COMPARE, "transformer"], "--archs"),
+    Case([*COMPARE, "resnet:depth=3"], "--archs"),
+    Case([*COMPARE, "resnet:bn"], "--archs"),
+    Case([*COMPARE, "resnet:bn=maybe"], "--archs"),
+    Case([*COMPARE, "resnet:width=x"], "--archs"),
+    Case([*COMPARE, "resnet,resnet"], "--archs"),
+    Case([*COMPARE, ","], "--archs"),
+    Case([*COMPARE, "paper-net"], "--archs"),
+    Case([*COMPARE, "vit:patch=3"], "--archs"),
+    Case([*COMPARE, "model={tmp}/missing.py:f"], "--archs"),
+    Case([*COMPARE, "model={tmp}/nets.py:broken"], "--archs", setup=_nets),
+    Case([*COMPARE, "resnet", "--dims", "16"], "--dims"),
+    Case([*COMPARE, "resnet", "--draws", "1"], "--draws"),
+    Case([*COMPARE, "resnet", "--n-boot", "50"], "--n-boot"),
+    Case([*COMPARE, "resnet", "--threads", "0"], "--threads"),
+    Case([*COMPARE, "vit:patch=4,resnet", "--dims", "8,4096"], "--dims"),
+    Case([*COMPARE, "model={tmp}/nets.py:pooled", "--dims", "8,100000"], "--dims", setup=_nets),
+    Case([*COMPARE, "dense:widths=4", "--max-memory", "1M"], "--max-memory"),
+    Case([*COMPARE, "dense:widths=4", "--out-dir", "{tmp}/afile"], "--out-dir", setup=_file),
+    # ------------------------------------------------------------------ trained
+    Case(["trained", "--arch", "dense", "--dims", "28,56", "--data-dir", "{tmp}/nowhere"], "apt-get install"),
+    Case(["trained", "--arch", "dense", "--dims", "28,56", "--data-dir", "{tmp}/nowhere"], "--data-dir"),
+    *_numbers(TRAINED, "--dims", ["8,12", "8", "x", "8,100000"]),
+    *_numbers(TRAINED, "--seeds", ["1", "x"]),
+    *_numbers(TRAINED, "--methods", ["fgsm", "gp,x"]),
+    *_numbers(TRAINED, "--lambdas", ["x", ",", "-0.1"]),
+    *_numbers(TRAINED, "--weight-decay", ["-1"]),
+    *_numbers(TRAINED, "--epochs", ["0"]),
+    *_numbers(TRAINED, "--batch-size", ["0"]),
+    *_numbers(TRAINED, "--lr", ["0"]),
+    *_numbers(TRAINED, "--train-size", ["-1"]),
+    *_numbers(TRAINED, "--attack-eps", ["0"]),
+    *_numbers(TRAINED, "--eval-batch", ["0"]),
+    *_numbers(TRAINED, "--data", ["cifar"]),
+    *_numbers(TRAINED, "--optimizer", ["lbfgs"]),
+    *_numbers(TRAINED, "--classes", ["3"]),
+    *_numbers(TRAINED, "--bn-mode", ["eval"]),
+    *_numbers(TRAINED, "--max-memory", ["1M", "x"]),
+    *_numbers(TRAINED, "--threads", ["0"]),
+    Case([*TRAINED, "--model", "{tmp}/nets.py:mlp"], "--model"),
+    Case([*TRAINED, "--out-dir", "{tmp}/afile"], "--out-dir", setup=_file),
+    # ------------------------------------------------------------------ calibrate
+    *_numbers(CALIBRATE, "--seeds", ["0", "x"]),
+    *_numbers(CALIBRATE, "--cases", ["nope", ","]),
+    *_numbers(CALIBRATE, "--dense-dims", ["32", "x"]),
+    *_numbers(CALIBRATE, "--dense-widths", ["x", "100000000"]),
+    *_numbers(CALIBRATE, "--pooled-dims", ["10,12"]),
+    *_numbers(CALIBRATE, "--alpha", ["2"]),
+    *_numbers(CALIBRATE, "--n-boot", ["50"]),
+    *_numbers(CALIBRATE, "--lemma9-draws", ["5"]),
+    *_numbers(CALIBRATE, "--draws", ["1"]),
+    *_numbers(CALIBRATE, "--max-memory", ["1M", "x"]),
+    *_numbers(CALIBRATE, "--threads", ["0"]),
+    Case([*CALIBRATE, "--out-dir", "{tmp}/afile"], "--out-dir", setup=_file),
+    # ------------------------------------------------------------------ flip-distance
+    *_numbers(FLIP, "--dims", ["8", "x"]),
+    *_numbers(FLIP, "--overshoot", ["0", "nan"]),
+    *_numbers(FLIP, "--max-iter", ["0"]),
+    *_numbers(FLIP, "--t-max", ["-1"]),
+    *_numbers(FLIP, "--dtype", ["float16"]),
+    *_numbers(FLIP, "--classes", ["1"]),
+    *_numbers(FLIP, "--widths", ["100000000"]),
+    *_numbers(FLIP, "--max-memory", ["1M", "x"]),
+    *_numbers(FLIP, "--threads", ["0"]),
+    Case(["flip-distance", "--arch", "paper-net", "--dims", "64,128", "--channels", "2"], "--bn-mode"),
+    Case(["flip-distance", "--arch", "vit", "--dims", "8,4096", "--patch", "4"], "--dims"),
+    Case(["flip-distance", "--model", "{tmp}/nets.py:pooled", "--dims", "8,100000"], "--dims", setup=_nets),
+    Case([*FLIP, "--out-dir", "{tmp}/afile"], "--out-dir", setup=_file),
 ]
 
 
@@ -246,7 +452,8 @@ def _fail_if_called(*_args, **_kwargs):
 def test_the_table_covers_every_command():
     commands = {c.argv[0] for c in CASES if c.argv}
     assert {"scaling", "paths", "pooling", "lemma9", "first-order"} <= commands
-    assert len(CASES) >= 140
+    assert {"compare", "trained", "calibrate", "flip-distance"} <= commands
+    assert len(CASES) >= 380
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
