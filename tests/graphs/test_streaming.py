@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 import graphs.streaming as streaming
 from graphs.hypotheses import h3_violation_counts
-from graphs.moments import predicted_grad_sq_norms, predicted_logit_grad_sq
 from graphs.layers import Conv2d
+from graphs.moments import predicted_grad_sq_norms, predicted_logit_grad_sq
 from graphs.operator import in_degree_maps, operator_vjp, path_sum_factor, path_sums_operator
 from graphs.pathsums import output_classes, path_sum_summary, spec_edge_count
 from graphs.spec import build_spec
