@@ -140,9 +140,37 @@ def predicted_grad_sq_norms(
     return second_moment_map(spec, outputs, variance=variance, device=device).sum(dim=1)
 
 
-def predicted_logit_grad_sq(spec: Spec, *, variance: str = "he", device: str | torch.device = "cpu") -> float:
-    """``E ||d_x f_c||_2^2`` for a label c uniform over the logits, as the Monte Carlo engine draws it."""
-    return float(predicted_grad_sq_norms(spec, variance=variance, device=device).mean())
+def predicted_logit_grad_sq(
+    spec: Spec,
+    *,
+    variance: str = "he",
+    device: str | torch.device = "cpu",
+    band: int | None = None,
+    progress: bool = False,
+) -> float:
+    """``E ||d_x f_c||_2^2`` for a label c uniform over the logits, as the Monte Carlo engine draws it.
+
+    A net whose whole operator pass would exceed ``graphs.streaming.STREAM_BYTES`` goes by row
+    bands of the input (``graphs.streaming.vjp_bands``, on the CPU), as the path sums do: at
+    4096 x 4096 pixels one float64 activation of the paper net is 8.6 GB, a band a few hundred
+    MB. Logits with identical in-edges have identical maps (``graphs.pathsums.output_classes``),
+    so one row per class is summed and weighted by the class's size. ``band`` forces bands of
+    that many input rows (the tests compare them with the whole pass).
+    """
+    from graphs.pathsums import output_classes
+    from graphs.streaming import should_stream, vjp_bands
+
+    classes = output_classes(spec)
+    reps = [c[0] for c in classes]
+    on_cpu = torch.device(device).type == "cpu"
+    if band is None and not (on_cpu and should_stream(spec, len(reps))):
+        return float(predicted_grad_sq_norms(spec, variance=variance, device=device).mean())
+    totals = torch.zeros(len(reps), dtype=torch.float64)
+    factor = second_moment_factor(spec, variance)
+    for b in vjp_bands(spec, factor, reps, band=band, progress=progress, desc=f"Eq. 13 dim={spec.dim}"):
+        totals += b.values.reshape(len(reps), -1).sum(dim=1)
+    weighted = sum(len(c) * float(t) for c, t in zip(classes, totals))
+    return weighted / sum(len(c) for c in classes)
 
 
 # ----------------------------------------------------------------------------- the DAG side

@@ -4,8 +4,9 @@ The pieces ``verify.checks.trained`` runs for every (size, arm, training run):
 
 - ``NetFactory``: what builds the net of a size, with or without batch norm, from a
   generator. ``SpecFactory`` does it for every family of ``graphs.families`` (the spec's
-  trainable module, ``verify.trainable``); any object with the same methods plugs in, e.g.
-  a user's own module.
+  trainable module, ``verify.trainable``); ``ModelFactory`` for a user's own module
+  (``--model FILE.py:FACTORY``, ``verify.usermodel``), which has no batch-norm switch: it
+  keeps the normalisation its factory builds.
 - ``Arm``: the training objective. ``plain`` (cross-entropy); ``gp`` (Eq. 4 with q = 1:
   ``L + (lam/2) ||d_x L||_1``, double backpropagation, ``verify.losses.penalized_loss``);
   ``pgd`` (Eq. 5 with an l_inf PGD attack of radius lam in place of the one-step attack:
@@ -35,16 +36,18 @@ penalty's double backpropagation gains nothing; ``bench/bench_training.py`` prin
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import sys
-from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from graphs.errors import InputError
 from graphs.rng import Stream, generator_for
 from graphs.spec import Spec
 from verify.attacks import pgd_attack
@@ -56,6 +59,7 @@ __all__ = [
     "METHODS",
     "Arm",
     "AttackSettings",
+    "ModelFactory",
     "NetFactory",
     "SpecFactory",
     "TrainSettings",
@@ -79,11 +83,13 @@ class Arm:
     lam: float = 0.0
     bn: bool = True
     weight_decay: float = 0.0
+    # a user's module: no batch-norm switch, the net keeps the normalisation its factory builds
+    own_norm: bool = False
 
     @property
     def name(self) -> str:
         base = self.method if self.method == "plain" else f"{self.method}-{self.lam:g}"
-        if not self.bn:
+        if not self.bn and not self.own_norm:
             base = "nobn" if base == "plain" else f"{base}-nobn"
         if self.weight_decay > 0:
             base += f"-wd{self.weight_decay:g}"
@@ -92,7 +98,16 @@ class Arm:
     @property
     def init_key(self) -> str:
         """The arms sharing this key start from one net (the same initial weights)."""
+        if self.own_norm:
+            return "init"
         return "init-bn" if self.bn else "init-nobn"
+
+    @property
+    def norm_text(self) -> str:
+        """The arm's normalisation in words."""
+        if self.own_norm:
+            return "the module's own normalisation"
+        return f"batch norm {'on' if self.bn else 'off'}"
 
     def describe(self) -> str:
         what = {
@@ -100,7 +115,7 @@ class Arm:
             "gp": f"gradient penalty (Eq. 4, q = 1), lam = {self.lam:g}",
             "pgd": f"PGD adversarial training (Eq. 5, l_inf PGD of radius {self.lam:g})",
         }[self.method]
-        return f"{what}, batch norm {'on' if self.bn else 'off'}, weight decay {self.weight_decay:g}"
+        return f"{what}, {self.norm_text}, weight decay {self.weight_decay:g}"
 
 
 @dataclass(frozen=True)
@@ -206,6 +221,148 @@ class SpecFactory:
 
     def settings(self) -> dict[str, Any]:
         return {"arch": self.arch, "options": dict(self.options), "in_channels": self.in_channels}
+
+
+@dataclass(frozen=True, eq=False)
+class ModelFactory:
+    """A user's module (``verify.usermodel``) as a ``NetFactory``.
+
+    Convention: for image side n (``dims``), ``FACTORY(n)`` takes ``C x n x n`` images with the data's C
+    channels (``--input-shape image``) or ``FACTORY(d)`` vectors of ``d = C n^2`` coordinates
+    (``vector``), and returns ``(batch, num_classes)`` logits. Each size's spec is built once,
+    before any training, on first use (``verify.usermodel.model_specs``: every check is a
+    one-line ``InputError``; ``TrainedConfig`` uses every size when it is made).
+
+    How run i's net is built (``build``, from the run's generator ``Stream.TRAIN_INIT``):
+
+    - a module traced into layer kinds with ``init="he"``: the traced spec's ``TrainableNet``
+      with ``verify.model.init_params`` (He weights, biases 0, batch norm at the identity), as
+      ``SpecFactory`` does for a family;
+    - otherwise (``--init keep``, or a module the tracer cannot read): a copy of the module
+      itself, its parameters and buffers set from the spec's ``ModuleLayer`` draw: the module's
+      own initialisation rebuilt with the global RNG seeded from the run's generator, the
+      checkpoint of ``--weights`` (every run starts from it), or He draws. Training runs the
+      module itself, so its batch norm keeps and updates its own running statistics (they are
+      never trained as weights). The module is trained in float32.
+
+    Either way the module keeps the normalisation it has: ``has_bn_option`` is False and there
+    is no batch-norm-off confounder arm.
+    """
+
+    model: Any  # verify.usermodel.UserModel
+    dims: tuple[int, ...]  # the image sides
+    num_classes: int = 10
+    data: str = "the data"
+    # the command's memory refusal of a ``verify.memory.Plan`` (``model_specs``'s ``preflight``)
+    preflight: Callable[[Any], None] | None = field(default=None, repr=False)
+    _specs: dict[int, Spec] = field(default_factory=dict, repr=False)
+
+    def factory_size(self, dim: int) -> int:
+        """What FACTORY gets for image side ``dim``: n for images, d = C n^2 for vectors."""
+        return dim if self.model.input_shape == "image" else self.model.in_channels * dim * dim
+
+    @property
+    def sizes(self) -> dict[int, Spec]:
+        """Image side -> the module's spec there; every size is built and checked on first use
+        (``verify.usermodel.model_specs``), and a module whose logits are not ``num_classes``
+        is refused."""
+        if not self._specs:
+            from verify.usermodel import model_specs
+
+            args = [self.factory_size(n) for n in self.dims]
+            specs = model_specs(self.model, args, preflight=self.preflight)
+            for n, spec in zip(args, specs):
+                if spec.num_classes != self.num_classes:
+                    raise InputError(
+                        f"--model: {self.model.ref}({n}) returns {spec.num_classes} logits; {self.data} has "
+                        f"{self.num_classes} classes: make the factory return (batch, {self.num_classes}) logits"
+                    )
+            self._specs.update(zip(self.dims, specs))
+        return self._specs
+
+    @property
+    def name(self) -> str:
+        return self.model.label
+
+    @property
+    def has_bn_option(self) -> bool:
+        return False
+
+    def spec(self, dim: int, bn: bool = True) -> Spec:
+        """The module's spec at image side ``dim`` (``bn`` is ignored: the module keeps its own)."""
+        sizes = self.sizes
+        if dim not in sizes:
+            raise ValueError(f"size {dim} is not one of the factory's sizes {list(sizes)}")
+        return sizes[dim]
+
+    def d(self, dim: int) -> int:
+        return self.spec(dim).d
+
+    def input_shape(self, dim: int) -> tuple[int, ...]:
+        return self.spec(dim).input_shape
+
+    def build(self, dim: int, bn: bool, generator: torch.Generator, device: torch.device) -> nn.Module:
+        from graphs.layers.module import ModuleLayer
+        from verify.model import init_params
+        from verify.trainable import TrainableNet
+
+        spec = self.spec(dim)
+        params = init_params(spec, generator)
+        layer = spec.layers[0]
+        if len(spec.layers) > 1 or not isinstance(layer, ModuleLayer):
+            return TrainableNet(spec, params, device=device)
+        module = copy.deepcopy(layer.module)
+        weight = params[0]
+        assert weight is not None
+        values = layer.unflatten(weight)
+        state = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+        with torch.no_grad():
+            for name, value in values.items():
+                state[name].copy_(value.to(dtype=state[name].dtype))
+        return module.float().to(device)
+
+    def flops(self, dim: int) -> int:
+        """Forward cost of one input (the runtime's thread policy reads it)."""
+        from verify.engine import forward_flops
+
+        return forward_flops(self.spec(dim))
+
+    def settings(self) -> dict[str, Any]:
+        """The module's settings (``verify.usermodel.model_settings``: file, factory, SHA-256 of the
+        file and of ``--weights``, input shape, init), whether it was traced, and its classes."""
+        spec = self.spec(self.dims[0])
+        options = {k: v for k, v in spec.options.items() if k != "mode"}
+        options["num_classes"] = spec.num_classes
+        return {"arch": self.name, "options": options, "in_channels": self.model.in_channels}
+
+    def describe(self) -> str:
+        """The net in words (the report's settings)."""
+        o = self.settings()["options"]
+        shape = (
+            f"{self.model.in_channels} x n x n images, FACTORY(n)"
+            if self.model.input_shape == "image"
+            else f"vectors of d = {self.model.in_channels} n^2 coordinates, FACTORY(d)"
+        )
+        traced = all(spec.options.get("traced") for spec in self.sizes.values())
+        digest = o.get("model_sha256")
+        if self.model.init == "he":
+            init = (
+                "He draws (N(0, 2/fan-in) weights, biases 0, normalisation at the identity) from each run's generator"
+            )
+        elif self.model.weights is not None:
+            init = f"the checkpoint {self.model.weights} (SHA-256 {str(o.get('weights_sha256'))[:12]}) for every run"
+        else:
+            init = "the module's own initialisation, rebuilt per run with torch's RNG seeded from the run's generator"
+        how = (
+            "traced into layer kinds and trained as the traced net"
+            if traced and self.model.init == "he"
+            else "trained as the module itself (its batch norm keeps its own running statistics)"
+        )
+        return (
+            f"your module `{self.model.ref}` ({f'file SHA-256 {digest[:12]}' if digest else 'no source file'}), {shape}, "
+            f"{o.get('num_classes')} logits; init: {init}; {how}. It has no batch-norm switch: the module decides its "
+            "own normalisation, so no batch-norm-off arm is trained"
+        )
 
 
 def channels_last_module(module: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:

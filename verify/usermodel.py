@@ -336,7 +336,7 @@ def _probe(module: nn.Module, model: UserModel, n: int) -> tuple[int, int, int]:
             flops[0] += 2 * output[0].numel() * int(m.weight[0].numel())
 
     hooks = [m.register_forward_hook(count) for m in module.modules()]
-    what = "an image 3 x n x n" if model.input_shape == "image" else "a vector of d coordinates"
+    what = f"an image {model.in_channels} x n x n" if model.input_shape == "image" else "a vector of d coordinates"
     try:
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             out = module(x)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import graphs.streaming as streaming
 from graphs.hypotheses import h3_violation_counts
 from graphs.layers import Conv2d
+from graphs.moments import predicted_grad_sq_norms, predicted_logit_grad_sq
 from graphs.operator import in_degree_maps, operator_vjp, path_sum_factor, path_sums_operator
 from graphs.pathsums import output_classes, path_sum_summary, spec_edge_count
 from graphs.spec import build_spec
@@ -106,6 +107,17 @@ def test_local_prefix_and_when_to_stream():
     assert not should_stream(build_spec("strided-cnn", 32))
     assert should_stream(build_spec("strided-cnn", 1024))
     assert not should_stream(build_spec("dense", 4096))
+
+
+@pytest.mark.parametrize(("family", "dim", "opts"), CASES, ids=IDS)
+@pytest.mark.parametrize("variance", ["he", "init"])
+def test_eq13_in_bands_equals_the_whole_pass(family, dim, opts, variance):
+    spec = build_spec(family, dim, **opts)
+    whole = float(predicted_grad_sq_norms(spec, variance=variance).mean())
+    assert predicted_logit_grad_sq(spec, variance=variance) == whole
+    for band in (1, 3):
+        # the same terms summed per row and per class of logits: float64 rounding of the order only
+        assert predicted_logit_grad_sq(spec, variance=variance, band=band) == pytest.approx(whole, rel=1e-13, abs=0)
 
 
 def test_streamed_checks_equal_the_whole_ones(monkeypatch):

@@ -218,7 +218,7 @@ class SizeStatus:
         return math.isfinite(self.he_sq) and math.isfinite(self.init_sq)
 
 
-def exact_moments(spec: Spec) -> tuple[float, float]:
+def exact_moments(spec: Spec, *, progress: bool = False) -> tuple[float, float]:
     """Eq. 13's ``E||d_x f_c||_2^2`` under (H), (2/in-degree, the init's variances), on the
     spec's exact view; NaNs where there is none or a layer kind has no second-moment model."""
     from graphs.moments import moment_obstacles
@@ -228,7 +228,7 @@ def exact_moments(spec: Spec) -> tuple[float, float]:
     view, _ = exact_view(spec)
     if view is None or moment_obstacles(view):
         return math.nan, math.nan
-    exact = exact_second_moments(view)
+    exact = exact_second_moments(view, progress=progress)
     return float(exact["he"]), float(exact["init"])
 
 
@@ -265,7 +265,7 @@ def size_status(spec: Spec, *, progress: bool = False) -> SizeStatus:
         structural,
         True,
         (),
-        *exact_moments(spec),
+        *exact_moments(spec, progress=progress),
     )
 
 

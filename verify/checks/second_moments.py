@@ -95,11 +95,13 @@ def per_draw_norms(records: pd.DataFrame, quantity: str = QUANTITY) -> pd.Series
     return _values(records, quantity).groupby(level="draw").mean()  # pyright: ignore[reportReturnType]
 
 
-def exact_second_moments(spec: Spec) -> dict[str, float]:
-    """``E||d_x f_c||_2^2`` under (H) for a uniform label: ``{"he": ..., "init": ...}`` (Eq. 13)."""
+def exact_second_moments(spec: Spec, *, progress: bool = False) -> dict[str, float]:
+    """``E||d_x f_c||_2^2`` under (H) for a uniform label: ``{"he": ..., "init": ...}`` (Eq. 13);
+    large nets in row bands (``graphs.moments.predicted_logit_grad_sq``), with a progress bar
+    per pass when ``progress``."""
     from graphs.moments import predicted_logit_grad_sq
 
-    return {v: predicted_logit_grad_sq(spec, variance=v) for v in VARIANCES}
+    return {v: predicted_logit_grad_sq(spec, variance=v, progress=progress) for v in VARIANCES}
 
 
 def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -76,9 +76,16 @@ _LABELS = {
 }
 
 
-def default_arms(lambdas: Sequence[float], methods: Sequence[str], *, bn: bool, weight_decay: float) -> tuple[Arm, ...]:
+def default_arms(
+    lambdas: Sequence[float], methods: Sequence[str], *, bn: bool, weight_decay: float, own_norm: bool = False
+) -> tuple[Arm, ...]:
     """plain, each of ``methods`` (gp, pgd) at each lam, and the confounder arm (batch norm
-    off, weight decay ``weight_decay``) when ``weight_decay`` is positive."""
+    off, weight decay ``weight_decay``) when ``weight_decay`` is positive. ``own_norm``: a
+    user's module, which has no batch-norm switch (``verify.training.ModelFactory``): its arms
+    keep the module's normalisation and there is no confounder arm."""
+    if own_norm:
+        robust = [Arm(m, float(lam), True, own_norm=True) for m in methods for lam in lambdas]
+        return (Arm("plain", 0.0, True, own_norm=True), *robust)
     arms = [Arm("plain", 0.0, bn)]
     for m in methods:
         arms += [Arm(m, float(lam), bn) for lam in lambdas]
@@ -561,7 +568,7 @@ def _analyse(records: pd.DataFrame, config: TrainedConfig, broken: tuple[str, ..
         claims.extend(
             _claim(
                 f"{arm.init_key}: {q}",
-                f"at initialisation (batch norm {'on' if arm.bn else 'off'}), {_LABELS[q]} ~ d^{INIT_SLOPES[q]:g}",
+                f"at initialisation ({arm.norm_text}), {_LABELS[q]} ~ d^{INIT_SLOPES[q]:g}",
                 by[(arm.name, 0, q)],
                 INIT_SLOPES[q],
                 config.margin,

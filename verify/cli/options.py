@@ -43,6 +43,7 @@ __all__ = [
     "run_info",
     "size_label",
     "specs_from_args",
+    "user_model",
 ]
 
 
@@ -78,9 +79,13 @@ def add_arch_arguments(
     families: Sequence[str] | None = None,
     defaults: dict[str, Any] | None = None,
     model: bool | None = None,
+    model_input: str = "3 x n x n",
+    model_mode: bool = True,
 ) -> None:
     """``--arch`` and every family flag, grouped by the families each applies to, and (unless
     ``model`` is False; by default where every family is allowed) ``--model`` with its flags.
+    ``model_input`` is the image a module takes (in --help), ``model_mode`` False leaves out
+    ``--mode`` (a command that sets the module's mode itself).
 
     ``families`` restricts the choices (a command defined for one family only);
     ``defaults`` overrides a family default for this command (by builder keyword), and the
@@ -100,7 +105,7 @@ def add_arch_arguments(
         + "; ".join(f"{n} ({FAMILIES[n].summary}; --dims gives the {FAMILIES[n].size})" for n in allowed),
     )
     if model:
-        _add_model_arguments(parser)
+        _add_model_arguments(parser, model_input, mode=model_mode)
     groups: dict[tuple[str, ...], argparse._ArgumentGroup] = {}
     table = [(flag, opt, [f for f in fams if f in allowed]) for flag, (opt, fams) in _flag_table().items()]
     # The options every family shares come first, then each family's own, in declaration order.
@@ -130,7 +135,7 @@ def add_arch_arguments(
     parser.set_defaults(_family_defaults=defaults)
 
 
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_model_arguments(parser: argparse.ArgumentParser, image: str = "3 x n x n", *, mode: bool = True) -> None:
     """``--model`` and its flags (``verify.usermodel``)."""
     g = parser.add_argument_group(
         "your own module (instead of --arch; the file is executed because you name it)",
@@ -138,14 +143,14 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--model",
         metavar="FILE.py:FACTORY",
-        help="FACTORY(n) returns an nn.Module for input 3 x n x n (or FACTORY(d) for vectors: --input-shape vector); "
+        help=f"FACTORY(n) returns an nn.Module for input {image} (or FACTORY(d) for vectors: --input-shape vector); "
         "also package.module:FACTORY",
     )
     g.add_argument(
         "--input-shape",
         default="image",
         choices=("image", "vector"),
-        help="image: 3 x n x n inputs, --dims gives n; vector: d inputs, --dims gives d (default image)",
+        help=f"image: {image} inputs, --dims gives n; vector: d inputs, --dims gives d (default image)",
     )
     g.add_argument(
         "--init",
@@ -159,6 +164,10 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="checkpoint for --init keep: a .safetensors file or a state dict torch.load(weights_only=True) reads",
     )
+    if not mode:
+        # kept out of --help but parsed, so that --mode is refused by name (not abbreviated to --model)
+        g.add_argument("--mode", default=None, help=argparse.SUPPRESS)
+        return
     g.add_argument(
         "--mode",
         default="eval",
@@ -167,8 +176,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _model(args: argparse.Namespace):
-    """The ``verify.usermodel.UserModel`` of ``--model`` (None without it); refuses --arch with it."""
+def user_model(args: argparse.Namespace, *, in_channels: int = 3):
+    """The ``verify.usermodel.UserModel`` of ``--model`` (None without it), for inputs of
+    ``in_channels`` channels; refuses --arch and family flags with it."""
     ref = getattr(args, "model", None)
     if ref is None:
         if getattr(args, "arch", None) is None:
@@ -183,7 +193,14 @@ def _model(args: argparse.Namespace):
         )
     from verify.usermodel import UserModel
 
-    return UserModel(ref, input_shape=args.input_shape, init=args.init, weights=args.weights, mode=args.mode)
+    return UserModel(
+        ref,
+        input_shape=args.input_shape,
+        init=args.init,
+        weights=args.weights,
+        mode=getattr(args, "mode", None) or "eval",
+        in_channels=in_channels,
+    )
 
 
 def family_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -240,7 +257,7 @@ def specs_from_args(args: argparse.Namespace, dims: Sequence[int], *, flag: str 
     from graphs.spec import build_spec
     from verify import memory
 
-    model = _model(args)
+    model = user_model(args)
     if model is not None:
         from verify.usermodel import model_specs
 

@@ -17,6 +17,8 @@ examples:
   verify trained --arch resnet --data fashion-mnist --dims 28,56 --bn on --width 8 --epochs 3
   verify trained --arch paper-net --data digits --dims 16,32 --dilation-base 16 --channels 4 --seeds 2
   verify trained --arch paper-net --data fashion-mnist --dims 28,56,112 --lambdas 0.003,0.01,0.03 --methods pgd
+  verify trained --model examples/fashion_cnn.py:fashion_cnn --data fashion-mnist --dims 28,56,112 --seeds 3
+  verify trained --model examples/fashion_cnn.py:fashion_cnn --data digits --dims 8,16,32 --init keep
 
 One net is trained per (size, arm, training run). The same images are upsampled by copying
 pixels to every size in --dims (multiples of the native side: 28 for fashion-mnist, 8 for
@@ -33,6 +35,19 @@ report) and the loss the attack gains. The slope of log E[Q] against log d is fi
 BCa bootstrap over training runs (run i of every size and arm starts from the same weights and
 sees the same batches). Verdicts compare it with the paper's 1/2 and, for the confounder arm,
 with Galloway et al.'s 0; the report says which claim the data support.
+
+Your own module (--model FILE.py:FACTORY or package.module:FACTORY; the file is executed):
+FACTORY(n) gets the image side n and must take images 1 x n x n (both data sets have one
+channel; with --input-shape vector, FACTORY(d) gets d = n^2 and takes flattened images) and
+return (batch, 10) logits; every size is built and checked before anything is trained.
+--init he (default) draws run i's weights from the run's generator (He: conv and linear
+weights N(0, 2/fan-in), biases 0, normalisation at the identity); --init keep starts from
+the module's own initialisation (rebuilt per run with torch's RNG seeded from the run), or
+from the checkpoint of --weights for every run. A module has no batch-norm switch: it keeps
+the normalisation it builds (its batch norm trains on batch statistics and is measured on
+its running ones), so no confounder arm is trained and only the paper's claim is tested.
+The report records the file's and the checkpoint's SHA-256; checkpoints of an edited file
+are not resumed.
 
 Profiles: quick (default; 600 training and 80 held-out images, 3 epochs, lam 0.01,
 paper-net with 8 channels, 3 runs: the README's example, about 10 minutes on 2 CPU cores) and
@@ -64,8 +79,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    # no --model: training builds each net with its batch-norm arms from the family (verify.training.SpecFactory)
-    opt.add_arch_arguments(parser, model=False)
+    # --model: a user's module (verify.training.ModelFactory); no --mode, training sets the module's mode
+    opt.add_arch_arguments(parser, model=True, model_input="1 x n x n", model_mode=False)
     parser.add_argument("--dims", required=True, help="comma-separated image sides, multiples of the data's side")
     g = parser.add_argument_group("data")
     g.add_argument("--data", default="fashion-mnist", choices=DATASETS, help="data set (default fashion-mnist)")
@@ -133,6 +148,15 @@ def build_config(args: argparse.Namespace):
         value = getattr(args, name)
         return profile[name] if value is None else value
 
+    if getattr(args, "mode", None) is not None:
+        raise InputError(
+            "--mode does not apply to verify trained: a module trains in train mode (batch statistics) and is measured "
+            "in eval mode (running ones); drop it"
+        )
+    # both data sets are single-channel images (verify.data)
+    model = opt.user_model(args, in_channels=1)
+    if model is not None:
+        return _model_config(args, model, pick)
     fam = family(args.arch)
     if getattr(args, "family_bn_mode", None) is not None:
         raise InputError(
@@ -167,6 +191,64 @@ def build_config(args: argparse.Namespace):
     arms = default_arms(lambdas, methods, bn=bn_on, weight_decay=args.weight_decay if has_bn else 0.0)
     opt.check_fit_arguments(args)
     factory = SpecFactory(args.arch, tuple(sorted(options.items())), 1, 10)
+    return TrainedConfig(
+        factory=factory,
+        data=args.data,
+        dims=tuple(dims),
+        arms=arms,
+        train=TrainSettings(
+            epochs=pick("epochs"),
+            batch_size=pick("batch_size"),
+            lr=pick("lr"),
+            optimizer=pick("optimizer"),
+            pgd_steps=pick("train_pgd_steps"),
+            pgd_step_size=pick("train_pgd_step_size"),
+        ),
+        attack=AttackSettings(args.attack_eps, pick("attack_steps"), pick("attack_step_size")),
+        seeds=pick("seeds"),
+        seed=args.seed,
+        data_dir=args.data_dir,
+        train_size=pick("train_size"),
+        test_size=pick("test_size"),
+        eval_batch=args.eval_batch,
+        margin=args.margin,
+        n_boot=args.n_boot,
+        checkpoint_dir=None if args.no_checkpoints else args.checkpoint_dir,
+    )
+
+
+def _robust_arms(args: argparse.Namespace, pick) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    bad = [m for m in methods if m not in ("gp", "pgd")]
+    if bad:
+        raise InputError(f"--methods: {', '.join(map(repr, bad))} not known; choose from gp, pgd")
+    lambdas = _floats(pick("lambdas"), "--lambdas")
+    if methods and not lambdas:
+        raise InputError("--lambdas: give at least one value for the robust arms, e.g. --lambdas 0.01")
+    if args.weight_decay < 0:
+        raise InputError(f"--weight-decay: {args.weight_decay} is negative; give e.g. --weight-decay 5e-4")
+    return methods, lambdas
+
+
+def _model_config(args: argparse.Namespace, model, pick):
+    """The ``TrainedConfig`` of ``--model``: the module keeps its own normalisation (no
+    confounder arm); every size is built and checked, against the memory first, when the
+    config is made."""
+    from verify.checks.trained import TrainedConfig, default_arms
+    from verify.training import AttackSettings, ModelFactory, TrainSettings
+
+    dims = opt.parse_dims(args.dims, at_least=2)
+    methods, lambdas = _robust_arms(args, pick)
+    arms = default_arms(lambdas, methods, bn=True, weight_decay=0.0, own_norm=True)
+    opt.check_fit_arguments(args)
+    hint = opt.memory_hint(args, more=", a smaller --batch-size or --eval-batch")
+    factory = ModelFactory(
+        model,
+        tuple(sorted(dims)),
+        num_classes=10,
+        data=args.data,
+        preflight=lambda plan: opt.check_memory(args, plan, hint=hint),
+    )
     return TrainedConfig(
         factory=factory,
         data=args.data,

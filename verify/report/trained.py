@@ -69,6 +69,12 @@ def _comparison_lines(c: Comparison, margin: float) -> list[str]:
 
 def _verdict_sentence(result: TrainedResult) -> str:
     comps = result.comparisons
+    if not comps and any(a.own_norm for a in result.config.arms):
+        return (
+            "A user's module has no batch-norm switch: the module decides its own normalisation, so no confounder arm "
+            "(batch norm off with weight decay) was trained and Galloway et al.'s claim cannot be weighed here; the "
+            "slopes and claims below test the paper's claim alone."
+        )
     if not comps:
         return (
             "No confounder arm (batch norm off with weight decay) was trained, so the two claims cannot be weighed; "
@@ -80,6 +86,13 @@ def _verdict_sentence(result: TrainedResult) -> str:
         return f"On both quantities the data support {_SUPPORT_TEXT[side]}."
     parts = [f"{_SHORT[c.quantity]}: {c.supports}" for c in comps]
     return "The quantities disagree (" + "; ".join(parts) + "): the data settle neither claim."
+
+
+def _net_line(factory, arch: str, opts: str) -> str:
+    describe = getattr(factory, "describe", None)  # a user's module (verify.training.ModelFactory)
+    if describe is not None:
+        return f"- net: {describe()}"
+    return f"- net: `{arch}` ({opts or 'default options'}), the same parameters at every size"
 
 
 def _arm_colors(result: TrainedResult) -> dict[str, str]:
@@ -299,7 +312,7 @@ def render_trained(result: TrainedResult, run: RunInfo) -> Rendered:
             f"{', '.join(map(str, ds))}), then normalised with the training pixels' mean {info['pixel_mean']:.4f} and "
             f"standard deviation {info['pixel_std']:.4f}; gradients are taken with respect to the normalised input"
         ),
-        f"- net: `{arch}` ({opts or 'default options'}), the same parameters at every size",
+        _net_line(cfg.factory, arch, opts),
         (
             f"- training: {final} epoch(s), batches of {cfg.train.batch_size}, {cfg.train.optimizer} "
             f"(lr {cfg.train.lr:g}), batch norm on batch statistics while training and on running statistics when "
@@ -383,7 +396,11 @@ def render_trained(result: TrainedResult, run: RunInfo) -> Rendered:
         for v, d in zip(cfg.dims, ds):
             init_rows.append([key, v, d, *[_mean_cell(init_tables[q][(arm.name, v)]) for q in init_tables]])
     lines += [
-        "At initialisation (epoch 0; batch norm on its initial running statistics, the identity):",
+        (
+            "At initialisation (epoch 0; batch norm on its initial running statistics, the identity):"
+            if not any(a.own_norm for a in cfg.arms) or cfg.factory.settings()["options"].get("init") == "he"
+            else "At initialisation (epoch 0; the module's batch norm, if any, on its initial running statistics):"
+        ),
         "",
         table(["net", "dim", "d", *[_SHORT[q] for q in init_tables]], init_rows).rstrip("\n"),
         "",

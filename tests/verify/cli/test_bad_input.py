@@ -55,6 +55,7 @@ PAPER = ["scaling", "--arch", "paper-net", "--dims", "64,128", "--channels", "2"
 VIT = ["scaling", "--arch", "vit", "--dims", "8,16", "--patch", "4", "--embed-dim", "8", "--heads", "2", "--draws", "2"]
 COMPARE = ["compare", "--dims", "8,16", "--draws", "2", "--batch", "1", "--archs"]
 TRAINED = ["trained", "--arch", "dense", "--data", "digits", "--dims", "8,16", "--widths", "4", "--no-checkpoints"]
+TRAINED_MODEL = ["trained", "--model", "{tmp}/nets.py:cnn10", "--data", "digits", "--dims", "8,16", "--no-checkpoints"]
 CALIBRATE = ["calibrate", "--seeds", "2", "--pooled-seeds", "2", "--planted-seeds", "2", "--lemma9-seeds", "2"]
 FLIP = ["flip-distance", "--arch", "dense", "--dims", "8,16", "--widths", "4", "--draws", "2"]
 
@@ -126,6 +127,14 @@ class Rounded(nn.Module):
 def rounded(d):
     return Rounded(d)
 
+def cnn10(n):
+    # 1 x n x n images, 10 logits: a module verify trained takes
+    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 10))
+
+def rgb10(n):
+    # 3 x n x n images: not the data's one channel
+    return nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 10))
+
 not_callable = 3
 """
 
@@ -148,6 +157,10 @@ def _nets(tmp: Path, _mp: pytest.MonkeyPatch) -> None:
 
 def _model(flag: str, *extra: str) -> Case:
     return Case([*MODEL, *extra], flag, setup=_nets)
+
+
+def _trained_model(flag: str, *extra: str) -> Case:
+    return Case([*TRAINED_MODEL, *extra], flag, setup=_nets)
 
 
 def _numbers(base: list[str], flag: str, values: list[str]) -> list[Case]:
@@ -406,6 +419,33 @@ CASES: list[Case] = [
     *_numbers(TRAINED, "--max-memory", ["1M", "x"]),
     *_numbers(TRAINED, "--threads", ["0"]),
     Case([*TRAINED, "--model", "{tmp}/nets.py:mlp"], "--model"),
+    # verify trained --model: a 1 x n x n module with 10 logits (cnn10) is the base
+    *[
+        _trained_model(flag, *extra)
+        for flag, *extra in (
+            ("--model", "--model", "{tmp}/missing.py:f"),
+            ("--model", "--model", "{tmp}/nets.py:broken"),
+            ("--model", "--model", "{tmp}/nets.py:nope"),
+            ("--model", "--model", "{tmp}/bad.py:f"),
+            ("--model", "--model", "{tmp}/nets.py:pooled"),  # 3 logits, the data have 10 classes
+            ("--model", "--model", "{tmp}/nets.py:rgb10"),  # 3-channel images, the data have 1
+            ("--model", "--model", "{tmp}/nets.py:rounded"),  # no input gradient
+            ("--input-shape", "--input-shape", "vector"),  # cnn10 takes images
+            ("--mode", "--mode", "train"),  # training sets the module's mode itself
+            ("--mode", "--mode", "eval"),
+            ("--weights", "--weights", "{tmp}/mlp8.pt"),  # --init he would overwrite it
+            ("--weights", "--init", "keep", "--weights", "{tmp}/mlp8.pt"),  # not cnn10's
+            ("--weights", "--init", "keep", "--weights", "{tmp}/junk.pt"),
+            ("--arch", "--arch", "dense"),
+            ("--widths", "--widths", "4"),
+            ("--dims", "--dims", "8,12"),
+            ("--dims", "--dims", "8"),
+            ("--dims", "--dims", "8,100000000"),  # refused on the meta device, before the factory allocates
+            ("--methods", "--methods", "fgsm"),
+            ("--seeds", "--seeds", "1"),
+            ("--max-memory", "--max-memory", "1M"),
+        )
+    ],
     Case([*TRAINED, "--out-dir", "{tmp}/afile"], "--out-dir", setup=_file),
     # ------------------------------------------------------------------ calibrate
     *_numbers(CALIBRATE, "--seeds", ["0", "x"]),

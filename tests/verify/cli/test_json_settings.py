@@ -84,12 +84,26 @@ def other(n):
         nn.Flatten(), nn.Unflatten(1, (1, -1)), nn.AdaptiveAvgPool1d(4), nn.Flatten(),
         nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3),
     )
+
+def pooled10(n):
+    return nn.Sequential(
+        nn.Flatten(), nn.Unflatten(1, (1, -1)), nn.AdaptiveAvgPool1d(8), nn.Flatten(),
+        nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 10),
+    )
+
+def other10(n):
+    return nn.Sequential(
+        nn.Flatten(), nn.Unflatten(1, (1, -1)), nn.AdaptiveAvgPool1d(4), nn.Flatten(),
+        nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 10),
+    )
 """
 MODEL_BASES = {
     "scaling": ["--model", "{tmp}/nets.py:pooled", "--dims", "8,16", "--draws", "4"],
     "paths": ["--model", "{tmp}/nets.py:mlp", "--dims", "8"],
     "first-order": ["--model", "{tmp}/nets.py:pooled", "--dims", "8,16"],
     "flip-distance": ["--model", "{tmp}/nets.py:pooled", "--dims", "8,16", "--draws", "4"],
+    # the data sets have 10 classes: a 10-logit module
+    "trained": ["--model", "{tmp}/nets.py:pooled10", "--data", "digits", "--dims", "8,16"],
 }
 # the setting each flag of --model sets (``verify.usermodel.model_settings``)
 MODEL_KEYS = {
@@ -112,6 +126,8 @@ REFUSED = {
     ("trained", "--classes"): ["--classes", "3"],
     # training uses batch statistics and measures with running ones, always
     ("trained", "--bn-mode"): ["--bn-mode", "eval"],
+    # a module trains in train mode and is measured in eval mode, always
+    ("trained", "--mode"): ["--mode", "train"],
 }
 VIT = ["--patch", "4", "--embed-dim", "8", "--heads", "2", "--depth", "1"]
 
@@ -249,13 +265,18 @@ OTHER = {
     "--mlp-ratio": "3",
     "--precision": "bf16",
     # --model and its flags (MODEL_FLAGS), on the base ``pooled`` of nets.py
-    "--model": {"paths": "{tmp}/nets.py:mlp_other", "model": "{tmp}/nets.py:other"},
+    "--model": {
+        "paths": "{tmp}/nets.py:mlp_other",
+        "trained": "{tmp}/nets.py:other10",
+        "model": "{tmp}/nets.py:other",
+    },
     "--input-shape": {
         "paths": ["--input-shape", "image", "--model", "{tmp}/nets.py:image_mlp"],
         "model": "image",
     },
     "--weights": {
         "paths": ["--init", "keep", "--weights", "{tmp}/mlp.pt"],
+        "trained": ["--init", "keep", "--weights", "{tmp}/pooled10.pt"],
         "model": ["--init", "keep", "--weights", "{tmp}/pooled.pt"],
     },
     "--mode": "train",
@@ -323,7 +344,12 @@ def _patch_checks(monkeypatch) -> None:
 
 
 def _settings(argv: list[str], monkeypatch) -> dict:
+    import torch
+
     _patch_checks(monkeypatch)
+    # a factory builds its module from torch's global RNG, and the probe refuses a module whose
+    # ReLUs are all dead on its two inputs: seeded, the outcome does not depend on test order
+    torch.manual_seed(0)
     with pytest.raises(_Captured) as caught:
         main(argv)
     return json.loads(json.dumps(caught.value.config.settings()))
@@ -358,6 +384,7 @@ def tmp(tmp_path: Path) -> Path:
     exec(textwrap.dedent(NETS), namespace)
     torch.save(namespace["pooled"](8).state_dict(), tmp_path / "pooled.pt")
     torch.save(namespace["mlp"](8).state_dict(), tmp_path / "mlp.pt")
+    torch.save(namespace["pooled10"](8).state_dict(), tmp_path / "pooled10.pt")
     for folder in ("fashion", "fashion2"):
         (tmp_path / folder).mkdir()
         _fake_fashion(tmp_path / folder)
@@ -413,6 +440,38 @@ def test_every_number_changing_flag_is_in_the_settings(command, flag, tmp, monke
     if _is_model_flag(command, flag):
         key = MODEL_KEYS[flag]
         assert modified["options"][key] != reference["options"][key], f"{command} {flag}: options.{key} stays"
+
+
+# verify trained --model: every flag of trained that changes a number, on the user's module
+# (the flags of --model itself are in CASES). The batch-norm-off arm's weight decay has no arm
+# to act on: a module keeps its own normalisation (verify.training.ModelFactory).
+TRAINED_MODEL_NO_NUMBERS = {"--weight-decay"}
+TRAINED_MODEL_CASES = [
+    flag
+    for flag in dict.fromkeys(_flags("trained"))
+    if flag not in NO_NUMBERS
+    and flag not in MODEL_FLAGS
+    and flag not in TRAINED_MODEL_NO_NUMBERS
+    and not _family_of(flag)
+]
+
+
+@pytest.mark.parametrize("flag", TRAINED_MODEL_CASES)
+def test_every_number_changing_flag_of_trained_with_a_model_is_in_the_settings(flag, tmp, monkeypatch):
+    base = ["trained", "--input-shape", "vector", *MODEL_BASES["trained"]]
+    reference = _settings(_fill([*base, *COMPARED_WITH.get(flag, [])], tmp), monkeypatch)
+    modified = _settings(_fill([*base, *_other("trained", flag)], tmp), monkeypatch)
+    assert modified != reference, f"trained --model {flag}: --json's run.settings does not change with it"
+    assert modified["options"]["model"] == reference["options"]["model"]
+
+
+def test_trained_with_a_model_keeps_no_confounder_arm(tmp, monkeypatch):
+    base = _fill(["trained", "--input-shape", "vector", *MODEL_BASES["trained"]], tmp)
+    settings = _settings(base, monkeypatch)
+    assert settings["arms"] == ["plain", "gp-0.01", "pgd-0.01"]
+    assert _settings([*base, "--weight-decay", "0.001"], monkeypatch) == settings
+    assert settings["options"]["model_sha256"]
+    assert settings["in_channels"] == 1
 
 
 @pytest.mark.parametrize(("command", "flag"), list(REFUSED), ids=[f"{c} {f}" for c, f in REFUSED])
