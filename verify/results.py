@@ -127,6 +127,9 @@ class RunInfo:
     versions: dict[str, str] = field(default_factory=dict)
     wall_seconds: float = math.nan
     settings: dict[str, Any] = field(default_factory=dict)
+    # How much of the run the wall time covers (draws read from a results store), shown beside
+    # it; like the wall time, not part of what a rerun must reproduce, so not in ``to_dict``.
+    wall_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -491,6 +491,7 @@ def execute(
     joins the settings (it changes the numbers).
     """
     import contextlib
+    import dataclasses
 
     from verify.cli import storage
     from verify.montecarlo import show_progress
@@ -514,6 +515,8 @@ def execute(
         if precision is not None:
             dtype = str(rt.compute_dtype()).removeprefix("torch.")
         info = run_info(args, rt, timer, dtype=dtype, settings=settings)
+        if store is not None:
+            info = dataclasses.replace(info, wall_note=storage.reuse_note(stored))
     with progress.phase("report and plots"):
         rendered = render(result, info)
         paths = write_rendered(out_dir, rendered)

@@ -23,6 +23,7 @@ __all__ = [
     "last_store",
     "recording",
     "remember",
+    "reuse_note",
     "store_line",
     "store_root",
 ]
@@ -117,6 +118,19 @@ def remember(store) -> None:
 def last_store():
     """The store the last command of this process recorded into (for the interrupt message)."""
     return _LAST[0]
+
+
+def reuse_note(store) -> str:
+    """For a report's wall-time line: how many draws were read from the store rather than
+    computed (empty when every draw was computed in this run, or without a store)."""
+    if store is None:
+        return ""
+    reused = max(0, store.read_draws - store.written_draws)
+    if reused == 0:
+        return ""
+    if store.written_draws == 0:
+        return f"all {reused} draws read from the results store, none computed in this run"
+    return f"{reused} draws read from the results store, {store.written_draws} computed in this run"
 
 
 def store_line(store) -> str:

@@ -129,6 +129,8 @@ def run_header(run: RunInfo) -> list[str]:
     """The provenance block every report starts its settings with (one format for all)."""
     versions = ", ".join(f"{k} {v}" for k, v in run.versions.items())
     wall = f"{run.wall_seconds:.1f} s" if math.isfinite(run.wall_seconds) else "n/a"
+    if run.wall_note:
+        wall += f" ({run.wall_note})"
     seed = "n/a" if run.seed is None else str(run.seed)
     return [
         f"- command: `{run.command}`",

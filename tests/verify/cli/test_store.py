@@ -121,6 +121,11 @@ def test_more_draws_compute_only_the_new_ones(tmp_path, capsys):
     assert main([*DENSE, "--draws", "10", "--out-dir", str(tmp_path / "b"), "--json"]) == 0
     fresh = json.loads(capsys.readouterr().out)
     assert _stable(grown)["quantities"] == _stable(fresh)["quantities"]
+    # a report says beside its wall time how much of the Monte Carlo it did not recompute
+    (grown_line,) = [x for x in (tmp_path / "a" / "scaling-dense.md").read_text().splitlines() if "wall time" in x]
+    assert grown_line.endswith("s (18 draws read from the results store, 12 computed in this run)")
+    (fresh_line,) = [x for x in (tmp_path / "b" / "scaling-dense.md").read_text().splitlines() if "wall time" in x]
+    assert fresh_line.endswith(" s")
 
 
 def test_report_rerenders_from_the_store_and_query_reads_it(tmp_path, capsys):
