@@ -1,9 +1,10 @@
-"""The exact side at large sizes: (S), H3 and path sums of the paper net in bounded memory.
+"""The exact side at large sizes: (S), H3, path sums and Eq. 13 of the paper net in bounded memory.
 
 For each size (default 256, 2048 and 4096), in a fresh process of its own so that its peak
 memory is its own: ``verify.checks.scaling.size_status`` (what every scaling report runs per
 size: the path sums' d*P range, the randomised (S) test with its out-degree bound and degree
-values, H3's violation fraction), each pass timed, then the peak resident memory of the
+values, H3's violation fraction, Eq. 13's E||d_x f_c||^2 under (H) with both variances), each
+pass timed, then the peak resident memory of the
 process (``resource.getrusage``, which includes torch and the interpreter, ~0.3 GB). Passes
 run in row bands (``graphs.streaming``) once a whole pass would exceed 512 MB; the goal is
 < 4 GB at 4096 x 4096. Time is also given per input pixel as a multiple of the first size's,
@@ -35,6 +36,7 @@ def child(arch: str, dim: int, padding: str) -> None:
     from graphs.pathsums import path_sum_summary
     from graphs.spec import build_spec
     from graphs.symmetry import symmetry_verdict
+    from verify.checks.scaling import exact_moments
 
     torch.set_num_threads(1)
     spec = build_spec(arch, dim, padding=padding)
@@ -44,6 +46,7 @@ def child(arch: str, dim: int, padding: str) -> None:
         ("path sums", lambda: path_sum_summary(spec, progress=True)),
         ("(S)", lambda: symmetry_verdict(spec, progress=True)),
         ("H3", lambda: h3_violation_fraction(spec)),
+        ("Eq. 13", lambda: exact_moments(spec, progress=True)),
     ):
         w, c = time.perf_counter(), time.process_time()
         results[name] = fn()
@@ -59,6 +62,7 @@ def child(arch: str, dim: int, padding: str) -> None:
         "symmetric": bool(sym.symmetric),
         "method": sym.method,
         "h3": float(h3),
+        "eq13": list(results["Eq. 13"]),
     }
     print(json.dumps(out))
 
@@ -102,7 +106,8 @@ def main() -> None:
         )
         print(f"    {passes}")
         print(
-            f"    d*P in [{r['dp'][0]:.5g}, {r['dp'][1]:.5g}]; (S) {'holds' if r['symmetric'] else 'fails'} ({r['method']}); H3 violation fraction {r['h3']:.4g}"
+            f"    d*P in [{r['dp'][0]:.5g}, {r['dp'][1]:.5g}]; (S) {'holds' if r['symmetric'] else 'fails'} ({r['method']}); H3 violation fraction {r['h3']:.4g}; "
+            f"Eq. 13 {r['eq13'][0]:.6g} (2/in-degree), {r['eq13'][1]:.6g} (init)"
         )
 
 

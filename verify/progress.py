@@ -5,10 +5,11 @@ and its plots). ``Progress.phase`` opens one stderr line for a phase, rewrites i
 the phase advances (``Phase.step``: "size 2/4, dim 128") and ends it with the phase's wall
 time, so a finished run leaves one line per phase:
 
-    verify scaling: exact side: (S), H3, d*P(x,o) at 4 sizes: 9.6 s
-    verify scaling: Monte Carlo, 160 draws x 2 inputs at 4 sizes: 31.0 s
-    verify scaling: bootstrap fits of 7 quantities (2000 resamples): 1.9 s
-    verify scaling: report and plots: 1.4 s
+    verify scaling: exact side: (S), H3, d*P(x,o), Eq. 13 at 4 sizes: 1.2 s
+    verify scaling: Monte Carlo, 160 draws x 2 inputs at 4 sizes: 36.2 s
+    verify scaling: bootstrap fits of 8 quantities (2000 resamples): 1.4 s
+    verify scaling: Monte Carlo against Eq. 13 at 4 sizes: 0.1 s
+    verify scaling: report and plots: 3.1 s
 
 A phase whose work draws its own bars (the Monte Carlo's per-size tqdm bars, which clear
 themselves) says ``bars=True``: its line is written when it ends, where the bars were.

@@ -479,7 +479,7 @@ def check_scaling(
         pool.shutdown(wait=False)
     elif status is None:
         status = []
-        with prog.phase(f"exact side: (S), H3, d*P(x,o) at {len(specs)} sizes") as ph:
+        with prog.phase(f"exact side: (S), H3, d*P(x,o), Eq. 13 at {len(specs)} sizes") as ph:
             for i, s in enumerate(specs, start=1):
                 ph.step(f"size {i}/{len(specs)}, dim {s.dim}")
                 status.append(size_status(s, progress=prog.enabled))
