@@ -138,9 +138,9 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 def build_config(args: argparse.Namespace):
     """The ``TrainedConfig`` of the command line (every input checked, nothing computed)."""
     from graphs.families import family
-    from verify.checks.trained import TrainedConfig, default_arms
+    from verify.checks.trained import default_arms
     from verify.data import NATIVE_SIDE
-    from verify.training import AttackSettings, SpecFactory, TrainSettings
+    from verify.training import SpecFactory
 
     profile = PROFILES[args.profile]
 
@@ -179,22 +179,23 @@ def build_config(args: argparse.Namespace):
     has_bn = any(o.name == "bn" for o in fam.options)
     # the builders' defaults: batch norm on for paper-net (the authors' net), off elsewhere
     bn_on = has_bn and (bn or ("on" if args.arch == "paper-net" else "off")) == "on"
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    bad = [m for m in methods if m not in ("gp", "pgd")]
-    if bad:
-        raise InputError(f"--methods: {', '.join(map(repr, bad))} not known; choose from gp, pgd")
-    lambdas = _floats(pick("lambdas"), "--lambdas")
-    if methods and not lambdas:
-        raise InputError("--lambdas: give at least one value for the robust arms, e.g. --lambdas 0.01")
-    if args.weight_decay < 0:
-        raise InputError(f"--weight-decay: {args.weight_decay} is negative; give e.g. --weight-decay 5e-4")
+    methods, lambdas = _robust_arms(args, pick)
     arms = default_arms(lambdas, methods, bn=bn_on, weight_decay=args.weight_decay if has_bn else 0.0)
     opt.check_fit_arguments(args)
     factory = SpecFactory(args.arch, tuple(sorted(options.items())), 1, 10)
+    return _trained_config(args, factory, tuple(dims), arms, pick)
+
+
+def _trained_config(args: argparse.Namespace, factory, dims: tuple[int, ...], arms, pick):
+    """The ``TrainedConfig`` of a factory (a family's or a module's): the training, attack,
+    data and fit settings, each from its flag or else from the profile (``pick``)."""
+    from verify.checks.trained import TrainedConfig
+    from verify.training import AttackSettings, TrainSettings
+
     return TrainedConfig(
         factory=factory,
         data=args.data,
-        dims=tuple(dims),
+        dims=dims,
         arms=arms,
         train=TrainSettings(
             epochs=pick("epochs"),
@@ -234,8 +235,8 @@ def _model_config(args: argparse.Namespace, model, pick):
     """The ``TrainedConfig`` of ``--model``: the module keeps its own normalisation (no
     confounder arm); every size is built and checked, against the memory first, when the
     config is made."""
-    from verify.checks.trained import TrainedConfig, default_arms
-    from verify.training import AttackSettings, ModelFactory, TrainSettings
+    from verify.checks.trained import default_arms
+    from verify.training import ModelFactory
 
     dims = opt.parse_dims(args.dims, at_least=2)
     methods, lambdas = _robust_arms(args, pick)
@@ -249,30 +250,7 @@ def _model_config(args: argparse.Namespace, model, pick):
         data=args.data,
         preflight=lambda plan: opt.check_memory(args, plan, hint=hint),
     )
-    return TrainedConfig(
-        factory=factory,
-        data=args.data,
-        dims=tuple(dims),
-        arms=arms,
-        train=TrainSettings(
-            epochs=pick("epochs"),
-            batch_size=pick("batch_size"),
-            lr=pick("lr"),
-            optimizer=pick("optimizer"),
-            pgd_steps=pick("train_pgd_steps"),
-            pgd_step_size=pick("train_pgd_step_size"),
-        ),
-        attack=AttackSettings(args.attack_eps, pick("attack_steps"), pick("attack_step_size")),
-        seeds=pick("seeds"),
-        seed=args.seed,
-        data_dir=args.data_dir,
-        train_size=pick("train_size"),
-        test_size=pick("test_size"),
-        eval_batch=args.eval_batch,
-        margin=args.margin,
-        n_boot=args.n_boot,
-        checkpoint_dir=None if args.no_checkpoints else args.checkpoint_dir,
-    )
+    return _trained_config(args, factory, tuple(dims), arms, pick)
 
 
 def run(args: argparse.Namespace) -> int:
