@@ -341,6 +341,51 @@ def same_draws(ids: Sequence[np.ndarray]) -> bool:
     return all(np.array_equal(ids[0], i) for i in ids[1:])
 
 
+@dataclass(frozen=True)
+class _PerX:
+    """What every power-law fit starts from: the per-draw means of one quantity grouped by x."""
+
+    xs: np.ndarray
+    samples: list[np.ndarray]
+    paired: bool  # value k of every x is draw k's (draw_means sorts by (x, draw))
+    correction: np.ndarray  # the factor the means are divided by (ones without one)
+
+    @property
+    def log_correction(self) -> np.ndarray:
+        return np.log(self.correction)
+
+    @property
+    def means(self) -> np.ndarray:
+        return np.array([s.mean() for s in self.samples])
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.array([s.size for s in self.samples])
+
+    @property
+    def stderr(self) -> np.ndarray:
+        return np.array([s.std(ddof=1) / math.sqrt(s.size) if s.size > 1 else math.nan for s in self.samples])
+
+
+def _per_x(records: pd.DataFrame, quantity: str, x: str, correction: str | None, *, at_least: int, what: str) -> _PerX:
+    per_draw = draw_means(records, quantity, x)
+    grouped = list(per_draw.groupby(x, sort=True))
+    if len(grouped) < at_least:
+        words = {2: "two"}  # the messages read as before the fits shared this
+        raise ValueError(f"{what} needs at least {words.get(at_least, at_least)} values of {x!r}, got {len(grouped)}")
+    xs = np.array([v for v, _ in grouped], dtype=np.float64)
+    samples = [g["value"].to_numpy(dtype=np.float64) for _, g in grouped]
+    paired = same_draws([g["draw"].to_numpy() for _, g in grouped])
+    if (xs <= 0).any() or any((s < 0).any() or s.mean() <= 0 for s in samples):
+        raise ValueError(f"{quantity}: a power law needs positive {x}, non-negative values and positive means")
+    corr = np.ones_like(xs)
+    if correction is not None:
+        from verify.theory import correction_factor
+
+        corr = np.asarray(correction_factor(correction, xs), dtype=np.float64)
+    return _PerX(xs, samples, paired, corr)
+
+
 def fit_power_law(
     records: pd.DataFrame,
     quantity: str,
@@ -358,27 +403,10 @@ def fit_power_law(
     no interval (NaN bounds). ``correction`` names a factor of ``verify.theory`` that the
     means are divided by before fitting.
     """
-    per_draw = draw_means(records, quantity, x)
-    grouped = list(per_draw.groupby(x, sort=True))
-    if len(grouped) < 2:
-        raise ValueError(f"fitting a slope needs at least two values of {x!r}, got {len(grouped)}")
-    xs = np.array([v for v, _ in grouped], dtype=np.float64)
-    samples = [g["value"].to_numpy(dtype=np.float64) for _, g in grouped]
-    # draw_means sorts by (x, draw): equal id arrays mean value k of every size is draw k's.
-    paired = same_draws([g["draw"].to_numpy() for _, g in grouped])
-    if (xs <= 0).any() or any((s < 0).any() or s.mean() <= 0 for s in samples):
-        raise ValueError(f"{quantity}: a power law needs positive {x}, non-negative values and positive means")
-    if correction is None:
-        corr = np.ones_like(xs)
-    else:
-        from verify.theory import correction_factor
-
-        corr = np.asarray(correction_factor(correction, xs), dtype=np.float64)
-    means = np.array([s.mean() for s in samples])
-    counts = np.array([s.size for s in samples])
-    stderr = np.array([s.std(ddof=1) / math.sqrt(s.size) if s.size > 1 else math.nan for s in samples])
+    px = _per_x(records, quantity, x, correction, at_least=2, what="fitting a slope")
+    xs, samples, paired, logc = px.xs, px.samples, px.paired, px.log_correction
+    means, counts, stderr, corr = px.means, px.counts, px.stderr, px.correction
     logx = np.log(xs)
-    logc = np.log(corr)
     slope, intercept = ols_slope(logx, np.log(means) - logc)
     raw_slope, _ = ols_slope(logx, np.log(means))
 
@@ -484,23 +512,9 @@ def fit_asymptotic_power_law(
     """
     if not exponent < 0:
         raise ValueError(f"the finite-size exponent must be negative, got {exponent}")
-    per_draw = draw_means(records, quantity, x)
-    grouped = list(per_draw.groupby(x, sort=True))
-    if len(grouped) < ASYMPTOTIC_MIN_SIZES:
-        raise ValueError(f"a finite-size fit needs at least {ASYMPTOTIC_MIN_SIZES} values of {x!r}, got {len(grouped)}")
-    xs = np.array([v for v, _ in grouped], dtype=np.float64)
-    samples = [g["value"].to_numpy(dtype=np.float64) for _, g in grouped]
-    paired = same_draws([g["draw"].to_numpy() for _, g in grouped])
-    if (xs <= 0).any() or any((s < 0).any() or s.mean() <= 0 for s in samples):
-        raise ValueError(f"{quantity}: a power law needs positive {x}, non-negative values and positive means")
-    logc = np.zeros_like(xs)
-    if correction is not None:
-        from verify.theory import correction_factor
-
-        logc = np.log(np.asarray(correction_factor(correction, xs), dtype=np.float64))
-    means = np.array([s.mean() for s in samples])
-    counts = np.array([s.size for s in samples])
-    stderr = np.array([s.std(ddof=1) / math.sqrt(s.size) if s.size > 1 else math.nan for s in samples])
+    px = _per_x(records, quantity, x, correction, at_least=ASYMPTOTIC_MIN_SIZES, what="a finite-size fit")
+    xs, samples, paired, logc = px.xs, px.samples, px.paired, px.log_correction
+    means, counts, stderr = px.means, px.counts, px.stderr
     logy = np.log(means) - logc
     beta, alpha, amp = asymptotic_coefficients(xs, logy, exponent)
     residuals = logy - _asymptotic_design(np.log(xs), xs, exponent) @ np.array([beta, alpha, amp])
